@@ -1,0 +1,108 @@
+"""Resolving model weights: explicit path > env var > cache dirs > download (when online).
+
+Every file is sha256-verified when a digest is known. Offline failure raises
+:class:`CheckpointUnavailable` whose message names the file, its URL, the config key
+and the environment variable that provide it. Nothing here executes downloaded code.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.cache import atomic_path, sha256_file
+
+#: Environment variable naming the root of all genaudio-bench caches.
+HOME_ENV = "GENAUDIO_BENCH_HOME"
+
+
+class CheckpointUnavailable(RuntimeError):
+    """Weights could not be found or fetched; ``str(exc)`` says how to provide them."""
+
+
+def bench_home() -> Path:
+    return Path(os.environ.get(HOME_ENV, Path.home() / ".cache" / "genaudio-bench")).expanduser()
+
+
+def is_offline() -> bool:
+    return any(os.environ.get(v, "") not in ("", "0") for v in ("GENAUDIO_BENCH_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """A weights file a backend needs.
+
+    filename: name of the file in the cache dirs.
+    url: where it is published (None when it only ships inside a package).
+    sha256: expected digest (None skips verification; recorded either way in the manifest).
+    env_var: environment variable that may hold a path to the file.
+    config_key: the Hydra key a user sets to a local path (quoted in error messages).
+    """
+
+    filename: str
+    url: str | None = None
+    sha256: str | None = None
+    env_var: str | None = None
+    config_key: str | None = None
+
+    def how_to_provide(self) -> str:
+        ways = []
+        if self.config_key:
+            ways.append(f"set {self.config_key}=/path/to/{self.filename}")
+        if self.env_var:
+            ways.append(f"export {self.env_var}=/path/to/{self.filename}")
+        ways.append(f"place it at {bench_home() / 'checkpoints' / self.filename}")
+        src = f" (published at {self.url})" if self.url else ""
+        return f"checkpoint {self.filename}{src} is not available: " + "; or ".join(ways)
+
+
+def search_dirs() -> list[Path]:
+    dirs = [bench_home() / "checkpoints"]
+    torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")).expanduser()
+    dirs.append(torch_home / "hub" / "checkpoints")
+    return dirs
+
+
+def verify(path: Path, spec: CheckpointSpec) -> str:
+    digest = sha256_file(path)
+    if spec.sha256 and digest != spec.sha256:
+        raise CheckpointUnavailable(
+            f"checkpoint {path} has sha256 {digest}, expected {spec.sha256} for {spec.filename}; "
+            f"delete it and download again from {spec.url}"
+        )
+    return digest
+
+
+def download(url: str, dest: Path, timeout: float = 30.0) -> None:
+    with atomic_path(dest) as tmp, urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
+        while block := resp.read(1 << 20):
+            out.write(block)
+
+
+def resolve(spec: CheckpointSpec, path: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """Find (or download) the file. Returns ``(path, sha256)``."""
+    candidates: list[Path] = []
+    if path:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise CheckpointUnavailable(f"{spec.config_key or 'checkpoint'}={p} does not exist. " + spec.how_to_provide())
+        return p, verify(p, spec)
+    if spec.env_var and os.environ.get(spec.env_var):
+        p = Path(os.environ[spec.env_var]).expanduser()
+        if not p.is_file():
+            raise CheckpointUnavailable(f"{spec.env_var}={p} does not exist. " + spec.how_to_provide())
+        return p, verify(p, spec)
+    candidates = [d / spec.filename for d in search_dirs()]
+    for c in candidates:
+        if c.is_file():
+            return c, verify(c, spec)
+    if spec.url and not is_offline():
+        dest = candidates[0]
+        try:
+            download(spec.url, dest)
+        except Exception as exc:  # network down, 404, proxy refusal
+            raise CheckpointUnavailable(f"download of {spec.url} failed ({exc}). " + spec.how_to_provide()) from exc
+        return dest, verify(dest, spec)
+    raise CheckpointUnavailable(spec.how_to_provide())

@@ -1,0 +1,1 @@
+"""Metrics: pure functions on embeddings / probabilities plus thin pipeline wrappers."""
