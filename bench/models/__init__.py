@@ -1,0 +1,5 @@
+"""Models: generators and adapters that put audio for each prompt on disk."""
+
+from bench.models.base import Model, ModelUnavailable
+
+__all__ = ["Model", "ModelUnavailable"]

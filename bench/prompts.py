@@ -1,0 +1,161 @@
+"""Prompt sets: ids, texts and (optionally) the paired reference clip of each prompt.
+
+Ids come from untrusted files; they are only ever turned into file names through
+:func:`bench.paths.safe_id`. Loaders for the public caption sets live in ``bench.data``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prompt:
+    """One prompt.
+
+    id: the raw id from the prompt file (unique within its set).
+    text: the text given to text-conditioned generators and to CLAP.
+    reference: path of this prompt's own reference clip (for the oracle baseline, KL), or None.
+    meta: anything else from the source row (aspects, labels, ...).
+    """
+
+    id: str
+    text: str
+    reference: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PromptSet:
+    """A named, ordered list of prompts with provenance for the run manifest."""
+
+    name: str
+    prompts: list[Prompt]
+    license: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for p in self.prompts:
+            if p.id in seen:
+                raise ValueError(f"prompt set {self.name!r}: duplicate prompt id {p.id!r}")
+            seen.add(p.id)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def __iter__(self):
+        return iter(self.prompts)
+
+    @property
+    def texts(self) -> dict[str, str]:
+        return {p.id: p.text for p in self.prompts}
+
+    @property
+    def references(self) -> dict[str, str]:
+        return {p.id: p.reference for p in self.prompts if p.reference}
+
+    def provenance(self) -> dict[str, Any]:
+        return {"name": self.name, "n_prompts": len(self), "license": self.license, "source": self.source}
+
+    def subset(self, limit: int | None = None, offset: int = 0) -> PromptSet:
+        """The prompts ``[offset, offset + limit)`` (all when ``limit`` is None)."""
+        end = None if limit is None else offset + int(limit)
+        return PromptSet(self.name, self.prompts[offset:end], self.license, self.source)
+
+    # -- loaders ----------------------------------------------------------------
+    @classmethod
+    def from_list(
+        cls,
+        name: str,
+        prompts: list[dict[str, Any]] | list[str],
+        license: str | None = None,
+        source: str | None = None,
+    ) -> PromptSet:
+        """Inline prompts: ``[{"id": .., "text": .., "reference": ..}, ...]`` or bare strings (ids p000, p001...)."""
+        out = []
+        for i, p in enumerate(prompts):
+            if isinstance(p, str):
+                out.append(Prompt(f"p{i:03d}", p))
+            else:
+                d = dict(p)
+                out.append(Prompt(str(d.pop("id", f"p{i:03d}")), str(d.pop("text")), d.pop("reference", None), d))
+        return cls(name, out, license, source)
+
+    @classmethod
+    def from_csv(
+        cls,
+        name: str,
+        path: str,
+        id_column: str = "id",
+        text_column: str = "text",
+        reference_column: str | None = "reference",
+        limit: int | None = None,
+        offset: int = 0,
+        license: str | None = None,
+        source: str | None = None,
+    ) -> PromptSet:
+        """A CSV with ``id,text[,reference]`` columns (names configurable).
+
+        Relative reference paths are resolved against the CSV's folder.
+        """
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"prompt file {p} does not exist")
+        with open(p, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return cls._from_rows(name, rows, p, id_column, text_column, reference_column, limit, offset, license, source)
+
+    @classmethod
+    def from_jsonl(
+        cls,
+        name: str,
+        path: str,
+        id_column: str = "id",
+        text_column: str = "text",
+        reference_column: str | None = "reference",
+        limit: int | None = None,
+        offset: int = 0,
+        license: str | None = None,
+        source: str | None = None,
+    ) -> PromptSet:
+        """One JSON object per line with ``id``, ``text`` and optional ``reference``."""
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"prompt file {p} does not exist")
+        rows = []
+        with open(p, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"{p}:{n}: invalid JSON ({exc})") from exc
+        return cls._from_rows(name, rows, p, id_column, text_column, reference_column, limit, offset, license, source)
+
+    @classmethod
+    def _from_rows(cls, name, rows, path, id_col, text_col, ref_col, limit, offset, license, source) -> PromptSet:
+        if rows and (id_col not in rows[0] or text_col not in rows[0]):
+            raise ValueError(
+                f"{path}: needs columns {id_col!r} and {text_col!r}; found {sorted(rows[0])}"
+                " (set id_column/text_column in the prompts config)"
+            )
+        rows = rows[offset:]
+        if limit is not None:
+            rows = rows[: int(limit)]
+        prompts = []
+        for r in rows:
+            ref = r.get(ref_col) if ref_col else None
+            if ref:
+                rp = Path(str(ref)).expanduser()
+                ref = str(rp if rp.is_absolute() else (path.parent / rp))
+            meta = {k: v for k, v in r.items() if k not in (id_col, text_col, ref_col)}
+            prompts.append(Prompt(str(r[id_col]), str(r[text_col]), ref or None, meta))
+        return cls(name, prompts, license, source or str(path))
