@@ -101,17 +101,26 @@ class PromptSet:
         offset: int = 0,
         license: str | None = None,
         source: str | None = None,
+        reference_template: str | None = None,
     ) -> PromptSet:
         """A CSV with ``id,text[,reference]`` columns (names configurable).
 
-        Relative reference paths are resolved against the CSV's folder.
+        Relative reference paths are resolved against the CSV's folder. ``reference_template``
+        (e.g. ``"/data/clips/{id}.wav"``; ``{safe_id}`` also works) gives every prompt its paired
+        clip when the CSV has no reference column.
         """
         p = Path(path).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"prompt file {p} does not exist")
         with open(p, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
-        return cls._from_rows(name, rows, p, id_column, text_column, reference_column, limit, offset, license, source)
+        ps = cls._from_rows(name, rows, p, id_column, text_column, reference_column, limit, offset, license, source)
+        if reference_template:
+            from bench.paths import safe_id
+
+            for pr in ps.prompts:
+                pr.reference = reference_template.format(id=pr.id, safe_id=safe_id(pr.id))
+        return ps
 
     @classmethod
     def from_jsonl(

@@ -90,15 +90,21 @@ def read_long(path: str | Path) -> pd.DataFrame:
     return long_frame(df.to_dict("records"))
 
 
+#: bookkeeping extras (frame counts, flags) that stay in the long table only
+WIDE_EXCLUDED_EXTRAS: tuple[str, ...] = ("n_frames", "ref_n_frames", "rank_deficient", "n_ref", "n_gen")
+
+
 def wide_frame(long: pd.DataFrame, sort_by: str | None = None) -> pd.DataFrame:
     """The wide view: one row per ``WIDE_KEYS`` group, one column per metric@embedder.
+
+    Bookkeeping extras (:data:`WIDE_EXCLUDED_EXTRAS`) are left out; the long table has them.
 
     ``sort_by`` (a column name; default the first metric column) orders the rows best first,
     using that metric's ``lower_is_better``; a ``rank`` column is added for it.
     """
     if long.empty:
         return pd.DataFrame(columns=[*WIDE_KEYS, "n_samples"])
-    long = long.copy()
+    long = long[[m.split(".", 1)[-1] not in WIDE_EXCLUDED_EXTRAS or "." not in m for m in long["metric"]]].copy()
     long["column"] = [column_name(m, e) for m, e in zip(long["metric"], long["embedder"])]
     columns = list(dict.fromkeys(long["column"]))
     out_rows = []

@@ -1,0 +1,64 @@
+"""The ``bench`` console script: a Hydra app around :func:`bench.pipeline.run`.
+
+    bench                                   # the offline demo experiment
+    bench experiment=musiccaps_folder       # a named experiment (configs/experiment/)
+    bench model=[oracle,noise] embedder=[musicnn] metric=[fad,kad]
+    bench -m model=[synth],[noise]          # Hydra multirun sweep
+    bench leaderboard results/a results/b   # merge runs into one board (bench.report.cli)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from bench.checkpoints import bench_home
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+def register_resolvers() -> None:
+    """``${bench_home:sub}`` -> $GENAUDIO_BENCH_HOME/sub; ``${repo_root:}`` -> the checkout root."""
+    if not OmegaConf.has_resolver("bench_home"):
+        OmegaConf.register_new_resolver("bench_home", lambda sub="": str(bench_home() / sub) if sub else str(bench_home()))
+    if not OmegaConf.has_resolver("repo_root"):
+        OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config"):
+    """The resolved run config without starting a Hydra job (for the Python API and tests)."""
+    from hydra import compose as h_compose
+    from hydra import initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return h_compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def _hydra_main() -> None:
+    import hydra
+
+    register_resolvers()
+
+    @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
+    def app(cfg) -> None:
+        from bench.pipeline import run
+
+        run(cfg)
+
+    app()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "leaderboard":
+        from bench.report.cli import main as leaderboard_main
+
+        sys.exit(leaderboard_main(sys.argv[2:]))
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh machine: virtualenv with the pinned dependencies, the data wheels
+# that carry real pretrained weights (musicnn, aisfx) and test clips/statistics (fadtk), the demo
+# reference audio (Debian's singularity-music, CC BY-SA 3.0), and Chromium for the HTML report test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+stamp=".venv/.setup-$(cat requirements.txt pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "[setup] installing Python dependencies into .venv (first time: several minutes)"
+  .venv/bin/pip install -q --upgrade pip wheel setuptools
+  .venv/bin/pip install -q -r requirements.txt
+  # data-only wheels: installed without their (TensorFlow) dependencies, never imported
+  .venv/bin/pip install -q --no-deps musicnn==0.1.0 aisfx==0.1.2 fadtk==1.1.0
+  .venv/bin/pip install -q --no-deps --no-build-isolation -e .
+  touch "$stamp"
+fi
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing Chromium (HTML report test)"
+  ($SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || ($SUDO apt-get update -qq >/dev/null 2>&1 && \
+    $SUDO apt-get install -y -qq chromium >/dev/null 2>&1)) || echo "[setup] note: chromium not installed; browser test will skip"
+fi
+echo "[setup] demo audio"
+.venv/bin/python -m bench.demo >/dev/null
+echo "[setup] done"
