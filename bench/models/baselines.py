@@ -95,7 +95,7 @@ _MINOR_WORDS = ("sad", "dark", "melancholic", "melancholy", "minor", "eerie", "o
 _FAMILIES = {
     "piano": ("piano", "keys", "keyboard", "rhodes"),
     "guitar": ("guitar", "ukulele", "banjo", "harp", "plucked"),
-    "strings": ("violin", "strings", "cello", "orchestra", "orchestral", "viola"),
+    "strings": ("violin", "string", "cello", "orchestra", "viola", "quartet"),
     "synth": ("synth", "electronic", "edm", "techno", "house", "trance", "pad"),
     "bass": ("bass",),
     "brass": ("trumpet", "brass", "saxophone", "sax", "horn", "trombone"),
