@@ -30,6 +30,7 @@ silently dropped.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,9 @@ def read_long(path: str | Path) -> pd.DataFrame:
 
 
 #: bookkeeping extras (frame counts, flags) that stay in the long table only
-WIDE_EXCLUDED_EXTRAS: tuple[str, ...] = ("n_frames", "ref_n_frames", "rank_deficient", "n_ref", "n_gen")
+WIDE_EXCLUDED_EXTRAS: tuple[str, ...] = (
+    "n_frames", "ref_n_frames", "rank_deficient", "n_ref", "n_gen", "n_rows", "ref_n_rows", "n_unpaired", "bandwidth",
+)
 
 
 def wide_frame(long: pd.DataFrame, sort_by: str | None = None) -> pd.DataFrame:
@@ -113,7 +116,7 @@ def wide_frame(long: pd.DataFrame, sort_by: str | None = None) -> pd.DataFrame:
         ok = g[g["status"] == "ok"]
         row["n_samples"] = int(ok["n"].max()) if len(ok) else int(g["n"].max())
         for _, r in g.iterrows():
-            row[r["column"]] = r["value"] if r["status"] == "ok" else f"{r['status']}: {r['reason']}"
+            row[r["column"]] = r["value"] if r["status"] == "ok" else f"{r['status']}: {short_reason(r['reason'])}"
         out_rows.append(row)
     wide = pd.DataFrame(out_rows, columns=[*WIDE_KEYS, "n_samples", *columns])
     sort_by = sort_by or next((c for c in columns if _numeric(wide[c]).notna().any()), None)
@@ -127,6 +130,15 @@ def wide_frame(long: pd.DataFrame, sort_by: str | None = None) -> pd.DataFrame:
         wide.insert(len(WIDE_KEYS), "rank", wide.groupby(["prompt_set", "reference_set"]).cumcount() + 1)
         wide.attrs["sorted_by"] = sort_by
     return wide.reset_index(drop=True)
+
+
+_URL_NOTE = re.compile(r"\s*\((?:published at|see) [^)]*\)")
+_EXC_PREFIX = re.compile(r"\b[A-Z][A-Za-z]*(?:Unavailable|Error): ")
+
+
+def short_reason(reason: str) -> str:
+    """A wide-table version of a reason: without exception class names and URLs (the long table keeps all)."""
+    return _EXC_PREFIX.sub("", _URL_NOTE.sub("", str(reason))).strip()
 
 
 def _numeric(s: pd.Series) -> pd.Series:
