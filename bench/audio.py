@@ -5,13 +5,27 @@ normalisation) lives in :class:`AudioSpec`, which is recorded in the run manifes
 is part of every embedding cache key.
 
 Waveforms are ``np.float32`` arrays of shape ``(samples,)`` in [-1, 1] unless stated.
+
+Bad input policy (what :func:`load_audio_report` does with a file):
+
+- cannot be decoded, 0 samples, truncated WAV (the header promises more data than the file
+  holds), NaN/Inf samples, shorter than ``min_duration_s``: :class:`AudioError` (an *error*
+  row in errors.csv; the file is left out).
+- longer than ``max_duration_s``: only the first ``max_duration_s`` seconds are decoded (memory
+  and time stay bounded for a 30-minute file) and a *warning* note "truncated to ... s" is
+  returned.
+- all-silent (every sample 0) or near-silent (peak below -80 dBFS): used, with a warning note.
+- extension that does not match the decoded container (a WAV named ``.flac``): used (the content
+  decides), with a warning note (:func:`extension_note`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+import numbers
+import struct
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +33,23 @@ import soundfile as sf
 
 #: Extensions libsndfile decodes (mp3 needs libsndfile >= 1.1, opus lives in .ogg/.opus).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au")
+#: container formats (``soundfile.info().format``) each extension may hold
+_EXT_FORMATS = {
+    ".wav": ("WAV", "WAVEX", "RF64", "W64", "NIST"),
+    ".flac": ("FLAC",),
+    ".ogg": ("OGG",),
+    ".opus": ("OGG",),
+    ".mp3": ("MP3", "MPEG"),
+    ".aiff": ("AIFF",),
+    ".aif": ("AIFF",),
+    ".au": ("AU",),
+}
+MONO_METHODS = ("mean", "first", "none")
+RESAMPLERS = ("torchaudio_sinc", "torchaudio_kaiser_best", "resampy_kaiser_best")
+#: peak below this (-80 dBFS) counts as near-silent
+SILENCE_PEAK = 1e-4
+#: frames decoded per block when mixing down long multi-channel files
+_BLOCK = 1 << 18
 
 
 class AudioError(ValueError):
@@ -36,8 +67,8 @@ class AudioSpec:
         rolloff 0.9475937167399596, beta 14.769656459379492, as librosa's kaiser_best),
         or "resampy_kaiser_best" (resampy, what the VGGish/TF-FAD reference front ends use).
     normalize: None, "peak" (scale to peak 1), or "rms:-20" (scale to -20 dBFS RMS).
-    min_duration_s / max_duration_s: shorter files are an error; longer ones are cut
-        (``max_duration_s=None`` keeps everything).
+    min_duration_s / max_duration_s: shorter files are an error; longer ones are cut to
+        ``max_duration_s`` (a warning in errors.csv; ``max_duration_s=None`` keeps everything).
     pad_to_s: zero-pad (at the end) to at least this many seconds, or None.
     """
 
@@ -49,28 +80,108 @@ class AudioSpec:
     max_duration_s: float | None = 600.0
     pad_to_s: float | None = None
 
+    def __post_init__(self) -> None:
+        sr = self.sample_rate
+        if isinstance(sr, bool) or not isinstance(sr, numbers.Real) or sr <= 0 or float(sr) != int(sr):
+            raise ValueError(f"AudioSpec.sample_rate must be a positive integer (Hz), got {sr!r}")
+        object.__setattr__(self, "sample_rate", int(sr))
+        if self.mono not in MONO_METHODS:
+            raise ValueError(f"AudioSpec.mono must be one of {list(MONO_METHODS)}, got {self.mono!r}")
+        if self.resampler not in RESAMPLERS:
+            raise ValueError(f"AudioSpec.resampler must be one of {list(RESAMPLERS)}, got {self.resampler!r}")
+        if self.normalize not in (None, "peak") and not str(self.normalize).startswith("rms:"):
+            raise ValueError(f"AudioSpec.normalize must be null, 'peak' or 'rms:<dBFS>', got {self.normalize!r}")
+        if self.max_duration_s is not None and self.max_duration_s <= 0:
+            raise ValueError(f"AudioSpec.max_duration_s must be > 0 or null, got {self.max_duration_s!r}")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> AudioSpec:
+        """Build from a dict; unknown keys raise ``ValueError`` listing the valid fields."""
         if d is None:
             return cls()
-        return cls(**{k: v for k, v in dict(d).items() if k in {f.name for f in dataclasses.fields(cls)}})
+        d = dict(d)
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(valid))
+        if unknown:
+            import difflib
+
+            hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
+            hint = "; ".join(f"{k!r}: did you mean {h[0]!r}?" for k, h in hints.items() if h)
+            raise ValueError(
+                f"unknown AudioSpec field(s) {unknown}; valid fields: {valid}" + (f" ({hint})" if hint else "")
+            )
+        return cls(**d)
 
 
-def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode a file with soundfile. Returns ``(samples, channels)`` float32 and the rate in Hz.
+@dataclass
+class LoadedAudio:
+    """A decoded, preprocessed file and what is worth knowing about it.
 
-    Raises :class:`AudioError` with a human-readable reason for anything unusable.
+    wav: float32 ``(samples,)`` (or ``(samples, channels)`` for ``mono="none"``) at ``spec.sample_rate``.
+    source_rate: the file's sample rate in Hz. format: the container (``soundfile`` name, e.g. "WAV").
+    notes: warning-level caveats (truncated, silent) for errors.csv; empty for a clean file.
     """
-    path = Path(path)
+
+    wav: np.ndarray
+    source_rate: int
+    format: str
+    notes: list[str] = field(default_factory=list)
+
+
+def wav_declared_frames(path: str | Path, frame_bytes: int) -> int | None:
+    """Frames the RIFF ``data`` chunk header of a WAV declares (None: not a plain RIFF/WAVE or size unknown)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            while True:
+                ch = fh.read(8)
+                if len(ch) < 8:
+                    return None
+                cid, size = ch[:4], struct.unpack("<I", ch[4:])[0]
+                if cid == b"data":
+                    if size in (0, 0xFFFFFFFF) or frame_bytes <= 0:  # streaming writers leave a placeholder
+                        return None
+                    return size // frame_bytes
+                fh.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+
+
+_SUBTYPE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+
+def _info(path: Path) -> sf._SoundFileInfo:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile raises LibsndfileError/RuntimeError/TypeError
         raise AudioError(f"cannot decode ({type(exc).__name__}: {exc})") from exc
     if info.samplerate <= 0:
         raise AudioError(f"invalid sample rate {info.samplerate}")
+    if info.frames == 0:
+        raise AudioError("empty audio (0 samples)")
+    if info.format == "WAV" and info.subtype in _SUBTYPE_BYTES:
+        declared = wav_declared_frames(path, _SUBTYPE_BYTES[info.subtype] * info.channels)
+        if declared is not None and declared > info.frames:
+            raise AudioError(
+                f"truncated file: the WAV header declares {declared} frames but only {info.frames} are present "
+                "(interrupted write or copy?)"
+            )
+    return info
+
+
+def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode a file with soundfile. Returns ``(samples, channels)`` float32 and the rate in Hz.
+
+    At most ``max_seconds`` are decoded. Raises :class:`AudioError` with a human-readable reason
+    for anything unusable (undecodable, empty, truncated WAV).
+    """
+    path = Path(path)
+    info = _info(path)
     frames = -1
     if max_seconds is not None and info.frames > 0:
         frames = min(info.frames, int(math.ceil(max_seconds * info.samplerate)))
@@ -81,6 +192,25 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
     if data.size == 0:
         raise AudioError("empty audio (0 samples)")
     return data, int(sr)
+
+
+def _read_mixed(path: Path, info, frames: int, method: str) -> np.ndarray:
+    """Decode ``frames`` frames block by block, mixing down each block (memory: one mono copy)."""
+    out = np.empty(frames, dtype=np.float32)
+    pos = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while pos < frames:
+                block = f.read(min(_BLOCK, frames - pos), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                out[pos : pos + block.shape[0]] = mixdown(block, method)
+                pos += block.shape[0]
+    except Exception as exc:
+        raise AudioError(f"cannot decode ({type(exc).__name__}: {exc})") from exc
+    if pos == 0:
+        raise AudioError("empty audio (0 samples)")
+    return out[:pos]
 
 
 def mixdown(x: np.ndarray, method: str = "mean") -> np.ndarray:
@@ -101,7 +231,7 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, method: str = "torchaudio_s
     if method == "resampy_kaiser_best":
         import resampy
 
-        return resampy.resample(x, sr_in, sr_out, axis=0, filter="kaiser_best").astype(np.float32)
+        return resampy.resample(x.astype(np.float64), sr_in, sr_out, axis=0, filter="kaiser_best").astype(np.float32)
     import torch
     import torchaudio.functional as AF
 
@@ -143,23 +273,40 @@ def normalize(x: np.ndarray, method: str | None) -> np.ndarray:
 
 def check_waveform(x: np.ndarray, sr: int, spec: AudioSpec) -> None:
     """Raise :class:`AudioError` for non-finite or too-short audio."""
-    if not np.all(np.isfinite(x)):
-        n_bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+    finite = np.isfinite(x)
+    if not finite.all():
+        n_bad = int(finite.size - np.count_nonzero(finite))
         raise AudioError(f"{n_bad} non-finite samples (NaN/Inf)")
     dur = x.shape[0] / sr
     if dur < spec.min_duration_s:
         raise AudioError(f"too short: {dur * 1000:.1f} ms < min_duration_s={spec.min_duration_s}")
 
 
-def prepare(x: np.ndarray, sr: int, spec: AudioSpec) -> np.ndarray:
-    """Apply ``spec`` to an in-memory waveform ``(samples,)``/``(samples, channels)`` at ``sr``."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2 and x.shape[1] > x.shape[0]:  # (channels, samples) from a generator
-        x = x.T
-    check_waveform(x, sr, spec)
-    if spec.max_duration_s is not None:
-        x = x[: int(math.ceil(spec.max_duration_s * sr))]
-    x = mixdown(x, spec.mono)
+def silence_note(x: np.ndarray) -> str | None:
+    """A warning for all-silent / near-silent audio (peak below -80 dBFS), else None."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak == 0.0:
+        return "all-silent (every sample is 0)"
+    if peak < SILENCE_PEAK:
+        return f"near-silent (peak {20 * math.log10(peak):.1f} dBFS)"
+    return None
+
+
+def extension_note(path: str | Path, fmt: str | None) -> str | None:
+    """A warning when the file name's extension does not match the decoded container ``fmt``."""
+    if not fmt:
+        return None
+    ext = Path(path).suffix.lower()
+    allowed = _EXT_FORMATS.get(ext)
+    if allowed is None:
+        return f"unrecognised extension {ext or '(none)'!r}; decoded as {fmt}"
+    if fmt not in allowed:
+        return f"extension {ext!r} but the content is {fmt}; decoded as {fmt}"
+    return None
+
+
+def _finish(x: np.ndarray, sr: int, spec: AudioSpec) -> np.ndarray:
+    """Mixed-down ``x`` at ``sr`` -> resampled, normalised, padded float32 at ``spec.sample_rate``."""
     x = resample(x, sr, spec.sample_rate, spec.resampler)
     x = normalize(x, spec.normalize)
     if spec.pad_to_s is not None:
@@ -170,10 +317,55 @@ def prepare(x: np.ndarray, sr: int, spec: AudioSpec) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def prepare(x: np.ndarray, sr: int, spec: AudioSpec) -> np.ndarray:
+    """Apply ``spec`` to an in-memory waveform ``(samples,)``/``(samples, channels)`` at ``sr``.
+
+    A 2-D array with more columns than rows is taken to be ``(channels, samples)`` (generator output).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2 and x.shape[1] > x.shape[0]:  # (channels, samples) from a generator
+        x = x.T
+    check_waveform(x, sr, spec)
+    if spec.max_duration_s is not None:
+        x = x[: int(math.ceil(spec.max_duration_s * sr))]
+    return _finish(mixdown(x, spec.mono), sr, spec)
+
+
+def load_audio_report(path: str | Path, spec: AudioSpec) -> LoadedAudio:
+    """Decode ``path``, apply ``spec`` and collect warning notes (see the module docstring).
+
+    Raises :class:`AudioError` for unusable files. Memory is bounded by ``max_duration_s``:
+    multi-channel files are mixed down block by block while decoding.
+    """
+    path = Path(path)
+    info = _info(path)
+    sr = int(info.samplerate)
+    notes: list[str] = []
+    frames = int(info.frames)
+    if spec.max_duration_s is not None:
+        cap = int(math.ceil(spec.max_duration_s * sr))
+        if frames > cap:
+            notes.append(f"truncated to {spec.max_duration_s:g} s (file is {frames / sr:.1f} s)")
+            frames = cap
+    if info.channels > 1 and spec.mono != "none":
+        x = _read_mixed(path, info, frames, spec.mono)
+    else:
+        try:
+            x, _ = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise AudioError(f"cannot decode ({type(exc).__name__}: {exc})") from exc
+        if x.size == 0:
+            raise AudioError("empty audio (0 samples)")
+        x = mixdown(x, spec.mono) if spec.mono != "none" else x
+    check_waveform(x, sr, spec)
+    if note := silence_note(x):
+        notes.append(note)
+    return LoadedAudio(_finish(x, sr, spec), sr, str(info.format), notes)
+
+
 def load_audio(path: str | Path, spec: AudioSpec) -> np.ndarray:
     """Decode ``path`` and apply ``spec``. Returns float32 ``(samples,)`` at ``spec.sample_rate``."""
-    data, sr = read_audio(path, max_seconds=spec.max_duration_s)
-    return prepare(data, sr, spec)
+    return load_audio_report(path, spec).wav
 
 
 def write_audio(path: str | Path, x: np.ndarray, sr: int, subtype: str = "PCM_16") -> None:

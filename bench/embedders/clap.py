@@ -125,7 +125,9 @@ VARIANTS: dict[str, ClapVariant] = {
     "630k": ClapVariant("630k-best.pt", "HTSAT-tiny", False, "clap_630k"),
     "630k-fusion": ClapVariant("630k-fusion-best.pt", "HTSAT-tiny", True, "clap_630k_fusion"),
     "music": ClapVariant("music_audioset_epoch_15_esc_90.14.pt", "HTSAT-base", False, "clap_music"),
-    "music_speech": ClapVariant("music_speech_audioset_epoch_15_esc_89.98.pt", "HTSAT-base", False, "clap_music_speech"),
+    "music_speech": ClapVariant(
+        "music_speech_audioset_epoch_15_esc_89.98.pt", "HTSAT-base", False, "clap_music_speech"
+    ),
 }
 
 
@@ -189,7 +191,10 @@ def clap_windows(
 
 
 def log_mel(x, audio_cfg: dict):
-    """laion_clap's ``get_mel``: torchaudio power mel (htk scale, no filter norm) in dB. ``(samples,)`` -> ``(T, mels)``."""
+    """laion_clap's ``get_mel``: torchaudio power mel (htk scale, no filter norm) in dB. ``(samples,)`` -> ``(T, mels)``.
+
+    (laion_clap also passes ``onesided=True``, which torchaudio ignores and deprecates.)
+    """
     import torchaudio
 
     mel = torchaudio.transforms.MelSpectrogram(
@@ -201,7 +206,6 @@ def log_mel(x, audio_cfg: dict):
         pad_mode="reflect",
         power=2.0,
         norm=None,
-        onesided=True,
         n_mels=audio_cfg["mel_bins"],
         f_min=audio_cfg["fmin"],
         f_max=audio_cfg["fmax"],
@@ -295,7 +299,12 @@ def build_clap_model(amodel: str, fusion: bool, text_config: dict[str, Any] | No
     return model.eval(), model_cfg
 
 
-_NUMPY_DATA_GLOBALS = ("numpy.core.multiarray.scalar", "numpy.core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype")
+_NUMPY_DATA_GLOBALS = (
+    "numpy.core.multiarray.scalar",
+    "numpy.core.multiarray._reconstruct",
+    "numpy.ndarray",
+    "numpy.dtype",
+)
 
 
 def torch_load_weights(path: str | os.PathLike) -> Any:
@@ -321,6 +330,8 @@ def torch_load_weights(path: str | os.PathLike) -> Any:
         for n in names:
             mod, _, attr = n.rpartition(".")
             allowed.append(getattr(importlib.import_module(mod), attr))
+        # a pickled numpy dtype is rebuilt from its class: allow the numeric/bool/str dtype classes
+        allowed += [type(np.dtype(c)) for c in "?bhilqBHILQefdgFDGSU"]
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -539,7 +550,11 @@ class ClapEmbedder(Embedder):
         if truncated:
             log.warning(
                 "CLAP: %d of %d texts exceed %d tokens and were truncated (first: #%d %r)",
-                len(truncated), len(texts), TEXT_MAX_TOKENS, truncated[0], texts[truncated[0]][:80],
+                len(truncated),
+                len(texts),
+                TEXT_MAX_TOKENS,
+                truncated[0],
+                texts[truncated[0]][:80],
             )
         outs = []
         with torch.inference_mode():

@@ -35,6 +35,14 @@ transformer layer, after the positional conv and LayerNorm; index i = output of 
 forward pass. Those are the defaults here; ``window_s`` optionally cuts long clips into windows.
 
 Output: ``{"emb": (T, D)}`` float32 frame embeddings at 75 Hz; pooling over time is the metric's job.
+
+Checked offline: normalisation against ``Wav2Vec2FeatureExtractor``; a tiny random MERT-format
+checkpoint (legacy weight-norm names, MERT config keys) loaded here against the same weights in
+``HubertModel`` + the feature extractor. NOT checked offline (no weights here): the released
+``pytorch_model.bin`` key layout (assumed: ``MERTModel.save_pretrained`` under transformers 4.25,
+i.e. no prefix and legacy weight-norm names; the converter also accepts prefixes and new names and
+fails loudly on anything else) and the released config values (read at run time from
+``config.json``, never hard-coded).
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from bench.audio import AudioSpec
-from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve
+from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve, search_dirs
 from bench.embedders.base import Embedder, EmbedderUnavailable, window_batch
 
 log = logging.getLogger(__name__)
@@ -117,7 +125,9 @@ def convert_state_dict(state: dict[str, Any], model_state: dict[str, Any]) -> di
     unexpected = sorted(k for k in out if k not in model_keys)
     missing = sorted(model_keys - set(out))
     if missing or unexpected:
-        raise KeyError(f"MERT checkpoint does not match the HubertModel: missing={missing[:8]} unexpected={unexpected[:8]}")
+        raise KeyError(
+            f"MERT checkpoint does not match the HubertModel: missing={missing[:8]} unexpected={unexpected[:8]}"
+        )
     return out
 
 
@@ -307,8 +317,9 @@ class MERTEmbedder(Embedder):
         files = {}
         for role, spec in specs.items():
             path = explicit[role]
-            if not path and not (spec.env_var and os.environ.get(spec.env_var)):
-                path = next((p for n in hf_names[role] if (p := hf_cached(repo, n))), None)
+            in_bench_cache = any((d / spec.filename).is_file() for d in search_dirs())
+            if not path and not (spec.env_var and os.environ.get(spec.env_var)) and not in_bench_cache:
+                path = next((p for n in hf_names[role] if (p := hf_cached(repo, n))), None)  # HF hub cache
             files[role] = resolve(spec, path)
         return files
 

@@ -16,8 +16,11 @@ Preprocessing (``musicnn/extractor.py`` + ``configuration.py``):
 - ``librosa.feature.melspectrogram``: n_fft 512, hop 256, periodic Hann, ``center=True``; padding
   is ``reflect`` (librosa < 0.10 default, what training used), power 2, 96 Slaney mel bands 0-8 kHz
   with Slaney area normalisation.
-- ``log10(10000 * S + 1)``, computed in float32. (The extractor casts ``S`` to float16 first, so
-  ``10000 * S`` overflows to inf for loud frames with ``S > 6.55``; we deliberately do not copy that.)
+- ``log10(10000 * S + 1)``, computed in float32. The extractor casts ``S`` to float16 first. With
+  the numpy 1.x of its era, ``10000 * S`` was promoted to float32, so that cast only rounded ``S``
+  (measured effect on tag probabilities < 1e-4). With numpy >= 2 (NEP 50) the product stays
+  float16 and overflows to inf for ``S > 6.55`` (0.01-0.4 % of bins on real music). We skip the
+  float16 cast.
 - patches of ``n_frames = time_to_frames(input_length) + 1`` = 187 frames (3 s), hop
   ``n_frames`` (``input_overlap=None``, the extractor default: non-overlapping) or
   ``time_to_frames(input_overlap)`` frames. Trailing frames that do not fill a patch are dropped,
@@ -34,7 +37,6 @@ probabilities (mean over patches of the sigmoid outputs, as ``musicnn.tagger.top
 from __future__ import annotations
 
 import importlib.util
-import logging
 import math
 import os
 from collections.abc import Sequence
@@ -51,8 +53,6 @@ from bench.cache import sha256_file
 from bench.checkpoints import bench_home
 from bench.embedders.base import Embedder, EmbedderUnavailable
 from bench.embedders.tf_checkpoint import CheckpointFormatError, TFCheckpoint
-
-log = logging.getLogger(__name__)
 
 #: environment variable naming a musicnn checkpoint root (holding MSD_musicnn/...) or one model folder
 ENV_DIR = "GENAUDIO_BENCH_MUSICNN_DIR"
@@ -181,6 +181,21 @@ def _bn1d(c: int) -> nn.BatchNorm1d:
     return nn.BatchNorm1d(c, eps=BN_EPS)
 
 
+def _relu_bn_freq_max(h: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``bn(relu(h)).amax(dim=3)`` for ``h`` (B, C, T, F), without materialising relu/bn on the full map.
+
+    Inference-mode BN is the per-channel affine map ``a * x + b``; it commutes with the max over
+    frequency when ``a >= 0`` and turns it into a min when ``a < 0``, and relu commutes with both.
+    """
+    if bn.training:
+        return bn(F.relu(h)).amax(dim=3)
+    lo, hi = torch.aminmax(h, dim=3)  # (B, C, T)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    picked = torch.where((scale >= 0)[None, :, None], hi, lo).clamp_min(0)
+    return picked * scale[None, :, None] + shift[None, :, None]
+
+
 class MusicnnNet(nn.Module):
     """``musicnn.models.build_musicnn`` in NCHW layout (time = H, frequency = W).
 
@@ -211,11 +226,10 @@ class MusicnnNet(nn.Module):
         feats = []
         xp = F.pad(x, (0, 0, 3, 3))  # 'same' in time only; frequency is max-pooled away
         for conv, bn in zip(self.timbral, self.timbral_bn):
-            feats.append(bn(F.relu(conv(xp))).amax(dim=3))  # (B, 204, T)
+            feats.append(_relu_bn_freq_max(conv(xp), bn))  # (B, 204, T)
         for k, conv, bn in zip(self.temporal_kernels, self.temporal, self.temporal_bn):
             before = (k - 1) // 2  # TF 'same': the extra pad row goes after
-            h = conv(F.pad(x, (0, 0, before, k - 1 - before)))
-            feats.append(bn(F.relu(h)).amax(dim=3))  # (B, 51, T)
+            feats.append(_relu_bn_freq_max(conv(F.pad(x, (0, 0, before, k - 1 - before))), bn))  # (B, 51, T)
         front = torch.cat(feats, dim=1)  # (B, 561, T)
         h1 = self.mid_bn[0](F.relu(self.mid[0](F.pad(front, (3, 3)))))
         h2 = self.mid_bn[1](F.relu(self.mid[1](F.pad(h1, (3, 3))))) + h1
@@ -308,7 +322,7 @@ def tf_to_state_dict(arch: str, tf: dict[str, np.ndarray]) -> dict[str, torch.Te
         sd |= _dense_state("out", tf, "dense")
     else:
         raise ValueError(f"unknown musicnn architecture {arch!r}")
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
+    return {k: torch.from_numpy(np.array(v, order="C")) for k, v in sd.items()}  # np.array keeps 0-d shapes
 
 
 class _Tracking(dict):

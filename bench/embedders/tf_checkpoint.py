@@ -13,6 +13,7 @@ No TensorFlow, no protobuf runtime: a minimal varint/wire-format decoder is enou
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from dataclasses import dataclass
@@ -69,7 +70,8 @@ def _raw_update_py(state: int, data: bytes | memoryview) -> int:
     return state
 
 
-def _zeros_operator(n_bytes: int) -> list[list[int]]:
+@functools.lru_cache(maxsize=64)
+def _zeros_operator(n_bytes: int) -> tuple[list[int], ...]:
     """Byte tables of the linear map "feed ``n_bytes`` zero bytes into the register".
 
     Returns 4 lists of 256 ints; the map applied to ``s`` is
@@ -85,7 +87,7 @@ def _zeros_operator(n_bytes: int) -> list[list[int]]:
         for bit in range(8):
             acc ^= np.where((byte_vals >> bit) & 1, cols[8 * k + bit], np.uint32(0)).astype(np.uint32)
         tables.append([int(v) for v in acc])
-    return tables
+    return tuple(tables)
 
 
 def crc32c(data: bytes | bytearray | memoryview | np.ndarray, lanes: int = 4096) -> int:
@@ -99,7 +101,7 @@ def crc32c(data: bytes | bytearray | memoryview | np.ndarray, lanes: int = 4096)
     buf = np.ascontiguousarray(buf).view(np.uint8).reshape(-1)
     n = buf.size
     state = 0xFFFFFFFF
-    n_lanes = min(lanes, n // 512)
+    n_lanes = min(lanes, n // 512) if n >= 8192 else 1  # short inputs: the plain loop is faster
     if n_lanes >= 2:
         width = n // n_lanes
         cols = np.ascontiguousarray(buf[: n_lanes * width].reshape(n_lanes, width).T)  # (width, n_lanes)

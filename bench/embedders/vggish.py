@@ -98,14 +98,19 @@ def resolve_weights(
 
 def _numpy_safe_globals() -> list:
     """numpy array/scalar reconstructors for ``torch.load(weights_only=True)`` (they build arrays only)."""
-    from numpy.core import multiarray
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:
+        from numpy.core import multiarray
 
     out: list = [np.ndarray, np.dtype]
     for name in ("numpy.core.multiarray", "numpy._core.multiarray"):
         out += [(multiarray._reconstruct, f"{name}._reconstruct"), (multiarray.scalar, f"{name}.scalar")]
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
-        out += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType") and n not in ("ObjectDType", "VoidDType")]
+        out += [
+            getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType") and n not in ("ObjectDType", "VoidDType")
+        ]
     return out
 
 
@@ -113,6 +118,8 @@ def torch_load_weights(path: str | os.PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU, also accepting numpy arrays/scalars inside
     (the torchvggish PCA file and the PANN checkpoints hold some)."""
     try:
+        if not hasattr(torch.serialization, "safe_globals"):  # torch < 2.5: tensors-only files still load
+            return torch.load(path, map_location="cpu", weights_only=True)
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for disallowed globals, RuntimeError for corrupt zips
@@ -120,7 +127,11 @@ def torch_load_weights(path: str | os.PathLike) -> Any:
 
 
 def as_tensor(x: Any) -> torch.Tensor:
-    return x.detach().to("cpu", torch.float32) if torch.is_tensor(x) else torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    return (
+        x.detach().to("cpu", torch.float32)
+        if torch.is_tensor(x)
+        else torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    )
 
 
 # -- network ---------------------------------------------------------------------------------------------
@@ -166,7 +177,9 @@ def pca_postprocess(emb: torch.Tensor, matrix: torch.Tensor, means: torch.Tensor
     to rounded values in [0, 255] (torchvggish ``Postprocessor``; Google's numpy version truncates)."""
     out = (emb - means.reshape(1, -1)) @ matrix.T
     if quantize:
-        out = torch.round((out.clamp(QUANTIZE_MIN, QUANTIZE_MAX) - QUANTIZE_MIN) * (255.0 / (QUANTIZE_MAX - QUANTIZE_MIN)))
+        out = torch.round(
+            (out.clamp(QUANTIZE_MIN, QUANTIZE_MAX) - QUANTIZE_MIN) * (255.0 / (QUANTIZE_MAX - QUANTIZE_MIN))
+        )
     return out
 
 
@@ -258,8 +271,9 @@ class VGGishEmbedder(Embedder):
         )
         self.checkpoint_path, self.checkpoint_sha256 = resolve_weights(spec, checkpoint)
         check_hub_prefix(self.checkpoint_path, self.checkpoint_sha256)
-        self.net = VGGishNet()
-        self.net.load_state_dict(self._vggish_state(torch_load_weights(self.checkpoint_path)), strict=True)
+        with torch.device("meta"):  # no random init of 72M parameters that are overwritten anyway
+            self.net = VGGishNet()
+        self.net.load_state_dict(self._vggish_state(torch_load_weights(self.checkpoint_path)), strict=True, assign=True)
         self.net.eval().to(self.device)
 
         self.pca_path: Path | None = None

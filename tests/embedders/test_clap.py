@@ -1,0 +1,382 @@
+"""LAION-CLAP embedder: random-init real architectures, compared with laion_clap's own functions.
+
+laion_clap cannot be imported offline as is (it downloads the bert/roberta/bart tokenizers at import and
+roberta-base weights in ``CLAP.__init__``). For the reference side we let those ``from_pretrained`` calls
+return a tiny *real* ``RobertaTokenizer`` (BPE vocab written below) and a tiny *real* ``RobertaModel``
+(1 layer, hidden 768 because laion_clap hard-codes ``Linear(768, 512)``), then run laion_clap's
+``CLAP_Module.get_audio_embedding_from_data`` / ``get_text_embedding`` / ``get_audio_features`` /
+``get_mel`` with the same weights and inputs as our embedder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+if importlib.util.find_spec("laion_clap") is None:
+    pytest.skip("laion_clap not installed", allow_module_level=True)
+
+import transformers  # noqa: E402
+
+from bench.checkpoints import CheckpointUnavailable  # noqa: E402
+from bench.embedders.base import EmbedderUnavailable  # noqa: E402
+from bench.embedders.clap import (  # noqa: E402
+    CLIP_SAMPLES,
+    ROBERTA_BASE,
+    VARIANTS,
+    ClapEmbedder,
+    build_clap_model,
+    clap_windows,
+    fill,
+    fusion_input,
+    int16_roundtrip,
+    load_clap_state_dict,
+    log_mel,
+    resolve_roberta_tokenizer,
+)
+
+SR = 48000
+TINY_TEXT = {"num_hidden_layers": 1, "intermediate_size": 64, "max_position_embeddings": 80}
+MERGES = ["Ġ t", "Ġ a", "h e", "Ġt he", "i n", "Ġa n", "e r", "o n", "Ġ s", "o u"]
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "embedder"
+
+
+# -- fixtures -------------------------------------------------------------------------------------------------
+def _write_tiny_roberta_tokenizer(folder: Path) -> int:
+    """Byte-level BPE vocab (specials + 256 byte symbols + merges); returns the vocab size."""
+    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for ch in bytes_to_unicode().values():
+        vocab.setdefault(ch, len(vocab))
+    for m in MERGES:
+        vocab.setdefault(m.replace(" ", ""), len(vocab))
+    vocab["<mask>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(MERGES) + "\n", encoding="utf-8")
+    return len(vocab)
+
+
+@pytest.fixture(scope="module")
+def tok_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("roberta-tiny")
+
+
+@pytest.fixture(scope="module")
+def text_cfg(tok_dir) -> dict:
+    return {**TINY_TEXT, "vocab_size": _write_tiny_roberta_tokenizer(tok_dir)}
+
+
+@contextmanager
+def hf_stand_ins(tok_dir: Path, text_cfg: dict):
+    """``from_pretrained`` of the HF tokenizers/RobertaModel return tiny real local objects (laion_clap side)."""
+    tok = transformers.RobertaTokenizer(vocab_file=str(tok_dir / "vocab.json"), merges_file=str(tok_dir / "merges.txt"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    for cls in (transformers.BertTokenizer, transformers.RobertaTokenizer, transformers.BartTokenizer):
+        mp.setattr(cls, "from_pretrained", classmethod(lambda c, *a, **k: tok))
+    cfg = transformers.RobertaConfig(**{**ROBERTA_BASE, **text_cfg})
+    mp.setattr(transformers.RobertaModel, "from_pretrained", classmethod(lambda c, *a, **k: c(cfg)))
+    try:
+        yield
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def laion(tok_dir, text_cfg):
+    """laion_clap's ``training.data`` module and ``CLAP_Module`` class."""
+    with hf_stand_ins(tok_dir, text_cfg):
+        import laion_clap
+        from laion_clap.training import data
+    return laion_clap, data
+
+
+def _randomize_bn(model):
+    """Non-trivial BatchNorm statistics (log-mel scale), so HTSAT's bn0 matters in the comparisons."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-20, -10)
+                m.running_var.uniform_(50, 150)
+    return model
+
+
+def _save_checkpoint(model, path: Path) -> Path:
+    """Save a CLAP like laion_clap's training checkpoints: ``module.`` keys, position_ids, a numpy epoch."""
+    sd = {"module." + k: v for k, v in model.state_dict().items()}
+    n_pos = model.text_branch.config.max_position_embeddings
+    sd["module.text_branch.embeddings.position_ids"] = torch.arange(n_pos)[None]
+    torch.save({"epoch": np.int64(15), "name": "tiny", "state_dict": sd}, path)
+    return path
+
+
+def _reference_module(laion, tok_dir, text_cfg, fusion: bool, seed: int):
+    """laion_clap's own CLAP_Module (HTSAT-tiny, RoBERTa), randomly initialised."""
+    torch.manual_seed(seed)
+    with hf_stand_ins(tok_dir, text_cfg):
+        module = laion[0].CLAP_Module(enable_fusion=fusion, device="cpu", amodel="HTSAT-tiny", tmodel="roberta")
+    _randomize_bn(module.model)
+    return module
+
+
+@pytest.fixture(scope="module")
+def ref(laion, tok_dir, text_cfg):
+    """Reference non-fusion CLAP_Module; its weights are the checkpoint ``emb`` loads."""
+    return _reference_module(laion, tok_dir, text_cfg, fusion=False, seed=0)
+
+
+@pytest.fixture(scope="module")
+def ckpt(ref, tmp_path_factory) -> Path:
+    return _save_checkpoint(ref.model, tmp_path_factory.mktemp("clap") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def emb(ckpt, tok_dir, text_cfg) -> ClapEmbedder:
+    return ClapEmbedder(checkpoint=ckpt, tokenizer=tok_dir, text_config=text_cfg, device="cpu", batch_size=4)
+
+
+def _audio(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    x = 0.3 * np.sin(2 * np.pi * (220 + 200 * rng.random()) * t) + 0.05 * rng.standard_normal(t.size)
+    return x.astype(np.float32)
+
+
+# -- pure front end vs laion_clap -------------------------------------------------------------------------------
+def test_int16_roundtrip_matches_laion_clap(laion):
+    data = laion[1]
+    x = np.random.default_rng(0).uniform(-1.5, 1.5, 20000).astype(np.float32)
+    np.testing.assert_array_equal(int16_roundtrip(x), data.int16_to_float32(data.float32_to_int16(x)))
+
+
+@pytest.mark.parametrize("filling", ["repeatpad", "pad", "repeat"])
+@pytest.mark.parametrize("n", [1000, 3 * SR + 17, CLIP_SAMPLES - 1, CLIP_SAMPLES])
+def test_fill_matches_get_audio_features(laion, emb, filling, n):
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    out = laion[1].get_audio_features({}, torch.from_numpy(x), CLIP_SAMPLES, "rand_trunc", filling, emb.audio_cfg)
+    np.testing.assert_array_equal(fill(x, CLIP_SAMPLES, filling), out["waveform"].numpy())
+    assert not bool(out["longer"])
+
+
+def test_log_mel_matches_get_mel(laion, emb):
+    x = torch.from_numpy(_audio(2.3, 1))
+    np.testing.assert_allclose(log_mel(x, emb.audio_cfg).numpy(), laion[1].get_mel(x, emb.audio_cfg).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("seconds", [4.0, 10.005, 23.3])
+def test_fusion_input_matches_get_audio_features(laion, emb, monkeypatch, seconds):
+    """Deterministic fusion chunks == laion_clap's with its random draws pinned to the centre of each third."""
+    monkeypatch.setattr(np.random, "choice", lambda a: a[len(a) // 2])
+    x = _audio(seconds, 2)
+    out = laion[1].get_audio_features({}, torch.from_numpy(x), CLIP_SAMPLES, "fusion", "repeatpad", emb.audio_cfg)
+    mel, longer = fusion_input(x, emb.audio_cfg)
+    assert longer == bool(out["longer"]) == (seconds > 10.01)
+    assert mel.shape == out["mel_fusion"].shape == (4, 1001, 64)
+    np.testing.assert_allclose(mel.numpy(), out["mel_fusion"].numpy(), atol=1e-4)
+
+
+# -- windowing (hand-computed expectations) -------------------------------------------------------------------
+def test_clap_windows_short_clip_is_one_filled_window():
+    x = np.arange(1, 4, dtype=np.float32)
+    w = clap_windows(x, win=8, hop=8)
+    np.testing.assert_array_equal(w, [[1, 2, 3, 1, 2, 3, 0, 0]])
+
+
+def test_clap_windows_tail_modes():
+    x = np.arange(1, 24, dtype=np.float32)  # 23 samples, windows of 10
+    np.testing.assert_array_equal(clap_windows(x, 10, 10, "drop"), [x[:10], x[10:20]])
+    np.testing.assert_array_equal(clap_windows(x, 10, 10, "end"), [x[:10], x[10:20], x[13:23]])
+    filled = clap_windows(x, 10, 10, "fill")
+    np.testing.assert_array_equal(filled[2], [21, 22, 23, 21, 22, 23, 21, 22, 23, 0])
+    assert len(clap_windows(x, 10, 10, "fill", min_tail=4)) == 2  # 3-sample tail is below min_tail
+    np.testing.assert_array_equal(clap_windows(x, 10, 10, "fill", filling="pad")[2], [21, 22, 23] + [0] * 7)
+    # overlapping windows: starts 0, 5, 10; tail = x[15:] (8 samples), repeat-padded once + zeros
+    ov = clap_windows(x, 10, 5, "fill")
+    np.testing.assert_array_equal(ov[:3], [x[0:10], x[5:15], x[10:20]])
+    np.testing.assert_array_equal(ov[3], np.concatenate([x[15:], [0, 0]]))
+    assert len(clap_windows(np.ones(20, np.float32), 10, 10)) == 2  # exact multiple: no tail
+    with pytest.raises(ValueError):
+        clap_windows(x, 10, 11)
+
+
+# -- end to end vs CLAP_Module --------------------------------------------------------------------------------
+def test_audio_embedding_matches_reference(emb, ref):
+    """Clips <= 10 s: our (batched) embeddings == CLAP_Module.get_audio_embedding_from_data, one row per clip."""
+    clips = [_audio(3.0, 3), _audio(10.0, 4)]
+    ours = emb.embed_batch(clips)
+    for x, o in zip(clips, ours):
+        assert o["emb"].shape == (1, 512) and o["emb"].dtype == np.float32
+        np.testing.assert_allclose(o["emb"], ref.get_audio_embedding_from_data(x[None]), atol=2e-5)
+        np.testing.assert_allclose(np.linalg.norm(o["emb"], axis=1), 1.0, atol=1e-5)
+
+
+def test_long_audio_windows_match_reference_crops(emb, ref, monkeypatch):
+    """13 s -> windows [0,10) and [10,13)+repeatpad == laion_clap's crop at offset 0 and its 3-s clip."""
+    x = _audio(13.0, 5)
+    ours = emb.embed(x)["emb"]
+    assert ours.shape == (2, 512)
+    monkeypatch.setattr(np.random, "randint", lambda lo, hi: 0)  # laion_clap's random crop -> offset 0
+    first = ref.get_audio_embedding_from_data(x[None])
+    last = ref.get_audio_embedding_from_data(x[None, 10 * SR :])
+    np.testing.assert_allclose(ours[0], first[0], atol=2e-5)
+    np.testing.assert_allclose(ours[1], last[0], atol=2e-5)
+
+
+def test_text_embedding_matches_reference_and_counts_truncation(emb, ref, caplog):
+    long_text = "the sound of " + "rain on a tin roof " * 8  # > 77 byte-level tokens with the tiny vocab
+    texts = ["a dog barks", "the sea", long_text]
+    with caplog.at_level(logging.WARNING, logger="bench.embedders.clap"):
+        ours = emb.embed_text(texts)
+    theirs = ref.get_text_embedding(texts)
+    assert ours.shape == (3, 512)
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+    assert emb.last_text_truncated == 1 and emb.last_text_truncated_idx == [2]
+    assert "truncated" in caplog.text
+    emb.embed_text(texts[:2])
+    assert emb.last_text_truncated == 0 and emb.text_truncated_total == 1
+    assert emb.has_text and emb.embed_text([]).shape == (0, 512)
+
+
+def test_params_and_checkpoint_record(emb, ckpt):
+    p = emb.params()
+    assert p["variant"] == "630k-audioset" and p["amodel"] == "HTSAT-tiny" and p["audio"]["sample_rate"] == SR
+    assert len(p["checkpoint_sha256"]) == 64
+    assert emb.checkpoints()["clap"]["path"] == str(ckpt)
+    assert emb.id.startswith("clap-")
+
+
+# -- fusion and HTSAT-base variants ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_fusion_variant_matches_reference(tmp_path, tok_dir, text_cfg, laion, ckpt, monkeypatch):
+    """25 s clip (global + 3 centre chunks) and 4 s clip (mel x4) == laion_clap fusion with pinned draws."""
+    ref = _reference_module(laion, tok_dir, text_cfg, fusion=True, seed=1)
+    path = _save_checkpoint(ref.model, tmp_path / "fusion.pt")
+    ours = ClapEmbedder("630k-audioset-fusion", checkpoint=path, tokenizer=tok_dir, text_config=text_cfg, device="cpu")
+    monkeypatch.setattr(np.random, "choice", lambda a: a[len(a) // 2])
+    clips = [_audio(25.0, 8), _audio(4.0, 9)]
+    got = ours.embed_batch(clips)
+    assert [g["emb"].shape for g in got] == [(1, 512), (1, 512)]
+    want = np.concatenate([ref.get_audio_embedding_from_data(c[None]) for c in clips])
+    np.testing.assert_allclose(np.concatenate([g["emb"] for g in got]), want, atol=2e-5)
+    # the non-fusion checkpoint does not fit the fusion architecture
+    with pytest.raises(CheckpointUnavailable, match="does not fit"):
+        ClapEmbedder("630k-audioset-fusion", checkpoint=ckpt, text_config=text_cfg, device="cpu")
+
+
+@pytest.mark.slow
+def test_music_variant_is_htsat_base(tmp_path, text_cfg):
+    torch.manual_seed(2)
+    model, _ = build_clap_model("HTSAT-base", False, text_cfg)
+    _randomize_bn(model)
+    path = _save_checkpoint(model, tmp_path / "music.pt")
+    music = ClapEmbedder("music_speech", checkpoint=path, text_config=text_cfg, device="cpu")
+    assert music.model_cfg["audio_cfg"]["model_name"] == "base"
+    x = _audio(1.5, 10)
+    with torch.no_grad():  # laion_clap's CLAP.get_audio_embedding of the source model on the filled window
+        wave = torch.from_numpy(fill(int16_roundtrip(x), CLIP_SAMPLES))
+        want = model.get_audio_embedding([{"waveform": wave, "longer": torch.tensor([False])}]).numpy()
+    np.testing.assert_allclose(music.embed(x)["emb"], want, atol=2e-5)
+
+
+# -- loading and availability ---------------------------------------------------------------------------------
+def test_offline_without_weights_raises_with_how_to(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAUDIO_BENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("GENAUDIO_BENCH_CLAP_MUSIC_CKPT", raising=False)
+    with pytest.raises(CheckpointUnavailable) as info:
+        ClapEmbedder("music", device="cpu")
+    msg = str(info.value)
+    assert "https://huggingface.co/lukewys/laion_clap/resolve/main/music_audioset_epoch_15_esc_90.14.pt" in msg
+    assert "embedder.clap_music.checkpoint" in msg and "GENAUDIO_BENCH_CLAP_MUSIC_CKPT" in msg
+
+
+@pytest.fixture
+def no_hf_roberta():
+    """Skip when roberta-base is in this machine's HF cache (it would win over the paths tested here)."""
+    try:
+        transformers.RobertaTokenizer.from_pretrained("roberta-base", local_files_only=True)
+    except Exception:
+        return
+    pytest.skip("roberta-base tokenizer is in the HF cache")
+
+
+def test_tokenizer_unavailable_offline(tmp_path, monkeypatch, no_hf_roberta):
+    monkeypatch.setenv("GENAUDIO_BENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("GENAUDIO_BENCH_ROBERTA_TOKENIZER", raising=False)
+    with pytest.raises(EmbedderUnavailable, match="roberta-base tokenizer"):
+        resolve_roberta_tokenizer(None)
+
+
+def test_tokenizer_from_bench_checkpoint_dir(tmp_path, tok_dir, monkeypatch, no_hf_roberta):
+    home = tmp_path / "home"
+    (home / "checkpoints").mkdir(parents=True)
+    os.symlink(tok_dir / "vocab.json", home / "checkpoints" / "roberta-base-vocab.json")
+    os.symlink(tok_dir / "merges.txt", home / "checkpoints" / "roberta-base-merges.txt")
+    monkeypatch.setenv("GENAUDIO_BENCH_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok, source = resolve_roberta_tokenizer(None)
+    assert source == str(home / "checkpoints")
+    assert tok("the sea")["input_ids"][0] == 0 and tok("the sea")["input_ids"][-1] == 2
+
+
+class _NotData:
+    pass
+
+
+def test_state_dict_loading_refuses_code_and_reads_safetensors(tmp_path):
+    bad = tmp_path / "bad.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "obj": _NotData()}, bad)
+    with pytest.raises(CheckpointUnavailable, match="refusing"):
+        load_clap_state_dict(bad)
+    from safetensors.torch import save_file
+
+    st = tmp_path / "w.safetensors"
+    save_file({"module.a.weight": torch.ones(2), "module.text_branch.embeddings.position_ids": torch.zeros(3)}, st)
+    sd = load_clap_state_dict(st)
+    assert list(sd) == ["a.weight"]
+
+
+# -- Hydra configs --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "key,variant,amodel",
+    [
+        ("clap", "630k-audioset", "HTSAT-tiny"),
+        ("clap_fusion", "630k-audioset-fusion", "HTSAT-tiny"),
+        ("clap_music", "music", "HTSAT-base"),
+        ("clap_music_speech", "music_speech", "HTSAT-base"),
+    ],
+)
+def test_configs_name_the_published_checkpoints(key, variant, amodel):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(CONFIG_DIR / f"{key}.yaml")
+    assert list(cfg) == [key]
+    assert cfg[key]._target_ == "bench.embedders.clap.ClapEmbedder" and cfg[key].variant == variant
+    spec = VARIANTS[variant]
+    assert spec.amodel == amodel and spec.config_key == key
+    assert spec.spec().url.startswith("https://huggingface.co/lukewys/laion_clap/resolve/main/")
+
+    # Hydra wiring: instantiating the config reaches the constructor, which names this config's key
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    node = OmegaConf.merge({"device": "cpu", "batch_size": 2}, cfg)[key]
+    with pytest.raises(InstantiationException) as info:  # the pipeline unwraps __cause__
+        instantiate(node, checkpoint="/nonexistent/ckpt.pt")
+    assert isinstance(info.value.__cause__, CheckpointUnavailable)
+    assert f"embedder.{key}.checkpoint" in str(info.value.__cause__)

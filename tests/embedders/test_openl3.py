@@ -1,0 +1,235 @@
+"""OpenL3: filterbanks vs librosa, front ends vs librosa / torchopenl3 transcriptions, framing vs
+openl3's code, weights via the restricted numpy unpickler, embedder API (mono and stereo)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from bench.checkpoints import CheckpointUnavailable  # noqa: E402
+from bench.embedders.openl3 import (  # noqa: E402
+    OpenL3Embedder,
+    OpenL3Net,
+    OpenL3Spectrogram,
+    load_pickled_numpy,
+    mel_filterbank,
+    openl3_frames,
+)
+
+SR = 48000
+
+
+def _wave(seconds: float, seed: int = 0, freq: float = 440.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(n)).astype(np.float32)
+
+
+def _layer_dict(seed: int = 0, keras_layout: bool = False) -> dict:
+    """Random weights in torchopenl3's numpy format ({layer: {weights, bias} | {scale, bias, mean, var}})."""
+    rng = np.random.default_rng(seed)
+    net = OpenL3Net()
+    layers: dict = {}
+    for name, mod in net.named_children():
+        if isinstance(mod, torch.nn.Conv2d):
+            w = (rng.standard_normal(tuple(mod.weight.shape)) * np.sqrt(2.0 / (9 * mod.in_channels))).astype(np.float32)
+            layers[name] = {
+                "weights": w.transpose(2, 3, 1, 0) if keras_layout else w,
+                "bias": (0.01 * rng.standard_normal(mod.out_channels)).astype(np.float32),
+            }
+        else:
+            c = mod.num_features
+            layers[name] = {
+                "scale": rng.uniform(0.5, 1.5, c).astype(np.float32),
+                "bias": (0.1 * rng.standard_normal(c)).astype(np.float32),
+                "mean": (0.1 * rng.standard_normal(c)).astype(np.float32),
+                "var": rng.uniform(0.5, 2.0, c).astype(np.float32),
+            }
+    layers["batch_normalization_1"]["mean"][:] = -40.0  # dB-scale input
+    layers["batch_normalization_1"]["var"][:] = 400.0
+    return layers
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("openl3") / "openl3_mel256_music_layer_weights.npz"
+    with open(path, "wb") as fh:  # what torchopenl3's np.load(allow_pickle=True).item() reads
+        np.save(fh, np.array(_layer_dict(), dtype=object), allow_pickle=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def embedder(weights):
+    return OpenL3Embedder(weights_path=str(weights), device="cpu")
+
+
+@pytest.mark.filterwarnings("ignore:Empty filters")  # 256 htk bands at n_fft 2048: also empty in openl3
+@pytest.mark.parametrize("htk", [True, False])
+def test_mel_filterbank_matches_librosa(htk):
+    librosa = pytest.importorskip("librosa")
+    ref = librosa.filters.mel(sr=SR, n_fft=2048, n_mels=256, htk=htk, norm="slaney")
+    np.testing.assert_allclose(mel_filterbank(SR, 2048, 256, htk), ref, rtol=1e-5, atol=1e-9)
+
+
+def test_kapre_v03_front_end_matches_librosa_pipeline():
+    """openl3 0.4: tf.signal.stft(pad_end) magnitude -> slaney mel (htk=False) -> kapre-0.1.4 dB."""
+    librosa = pytest.importorskip("librosa")
+    x = _wave(1.0, 1)
+    padded = np.pad(x, (0, 198 * 242 + 2048 - SR))
+    mag = np.abs(librosa.stft(padded, n_fft=2048, hop_length=242, window="hann", center=False))
+    mel = librosa.filters.mel(sr=SR, n_fft=2048, n_mels=256, htk=False, norm="slaney") @ mag
+    db = 10 * np.log10(np.maximum(mel, 1e-10))
+    ref = np.maximum(db - db.max(), -80.0)
+    got = OpenL3Spectrogram(256, "kapre_v0.3")(torch.from_numpy(x[None]))[0, 0].numpy()
+    assert got.shape == ref.shape == (256, 199)
+    np.testing.assert_allclose(got, ref, atol=2e-3)
+
+
+def test_kapre_v014_front_end_matches_torchopenl3_dft_kernels():
+    """torchopenl3 CustomMelSTFT: 'same' padding, conv1d DFT kernels (power), mel, sqrt, dB."""
+    x = _wave(1.0, 2, freq=1000.0)
+    n_dft, n_hop = 2048, 242
+    pad = n_dft - (SR % n_hop)
+    xp = np.pad(x, (pad // 2, pad - pad // 2)).astype(np.float64)
+    k = np.arange(n_dft // 2 + 1)[:, None] * 2 * np.pi / n_dft * np.arange(n_dft)[None, :]
+    win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_dft) / n_dft)  # hann, fftbins=True
+    frames = np.lib.stride_tricks.sliding_window_view(xp, n_dft)[::n_hop]
+    power = (frames @ (np.cos(k) * win).T) ** 2 + (frames @ (-np.sin(k) * win).T) ** 2  # (T, 1025)
+    mel = np.sqrt(mel_filterbank(SR, n_dft, 256, htk=True).astype(np.float64) @ power.T)
+    db = 10 * np.log10(np.maximum(mel, 1e-10))
+    ref = np.maximum(db - db.max(), -80.0)
+    got = OpenL3Spectrogram(256, "kapre_v0.1.4")(torch.from_numpy(x[None]))[0, 0].numpy()
+    assert got.shape == ref.shape == (256, 199)
+    np.testing.assert_allclose(got, ref, atol=2e-3)
+
+
+def _openl3_reference_frames(audio: np.ndarray, hop_size: float, center: bool) -> np.ndarray:
+    """openl3.core._preprocess_audio_batch (mono, 48 kHz) as published."""
+    frame_len, hop_len = SR, int(hop_size * SR)
+    if center:
+        audio = np.pad(audio, (int(frame_len / 2.0), 0), mode="constant", constant_values=0)
+    audio_len = audio.size
+    if audio_len < frame_len:
+        pad_length = frame_len - audio_len
+    else:
+        pad_length = int(np.ceil((audio_len - frame_len) / float(hop_len))) * hop_len - (audio_len - frame_len)
+    if pad_length > 0:
+        audio = np.pad(audio, (0, pad_length), mode="constant", constant_values=0)
+    n_frames = 1 + int((len(audio) - frame_len) / float(hop_len))
+    return np.lib.stride_tricks.as_strided(
+        audio, shape=(frame_len, n_frames), strides=(audio.itemsize, hop_len * audio.itemsize)
+    ).T
+
+
+@pytest.mark.parametrize(
+    ("seconds", "hop", "center"), [(0.3, 0.5, True), (1.0, 0.5, True), (2.7, 0.1, False), (3.05, 0.5, True)]
+)
+def test_framing_matches_openl3(seconds, hop, center):
+    x = _wave(seconds, 3)
+    np.testing.assert_array_equal(openl3_frames(x, hop, center), _openl3_reference_frames(x, hop, center))
+
+
+def test_6144_flatten_is_keras_channels_last():
+    torch.manual_seed(0)
+    net = OpenL3Net("mel256", 6144).eval()
+    maps = []
+    net.audio_embedding_layer.register_forward_hook(lambda mod, inp, out: maps.append(out))
+    with torch.no_grad():
+        out = net(torch.randn(1, 1, 256, 199))[0]
+        pooled = torch.nn.functional.max_pool2d(maps[0], 8)[0]  # Keras MaxPooling2D((8, 8)) -> (512, 4, 3)
+    assert maps[0].shape == (1, 512, 32, 24) and out.shape == (6144,)
+    np.testing.assert_array_equal(out.numpy(), pooled.permute(1, 2, 0).reshape(-1).numpy())  # (h, w, c) order
+
+
+def test_restricted_unpickler_loads_numpy_and_refuses_code(tmp_path):
+    layers = _layer_dict(seed=3)
+    path = tmp_path / "w.npz"
+    np.save(open(path, "wb"), np.array(layers, dtype=object), allow_pickle=True)
+    ref = np.load(path, allow_pickle=True).item()
+    got = load_pickled_numpy(path)
+    assert set(got) == set(ref)
+    np.testing.assert_array_equal(got["conv2d_3"]["weights"], ref["conv2d_3"]["weights"])
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, ("echo pwned",))
+
+    bad = tmp_path / "evil.npz"
+    bad.write_bytes(pickle.dumps({"conv2d_1": Evil()}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        load_pickled_numpy(bad)
+
+
+def test_embedder_shapes_and_weights(embedder, tmp_path):
+    out = embedder.embed(_wave(0.4))["emb"]  # 0.4 s + 0.5 s centring pad -> one 1-s frame
+    assert out.shape == (1, 512) and out.dtype == np.float32 and np.all(np.isfinite(out))
+    # same weights in Keras kernel layout (kh, kw, in, out) load to the same network
+    keras = tmp_path / "keras_layout.npz"
+    np.save(open(keras, "wb"), np.array(_layer_dict(keras_layout=True), dtype=object), allow_pickle=True)
+    other = OpenL3Embedder(weights_path=str(keras), device="cpu")
+    for k, v in embedder.net.state_dict().items():
+        torch.testing.assert_close(other.net.state_dict()[k], v)
+    assert embedder.params()["frontend"] == "kapre_v0.3" and embedder.checkpoints()["openl3"]["sha256"]
+
+
+def test_batch_equals_single(embedder):
+    a, b = _wave(0.4, 1), _wave(0.6, 2, freq=880.0)
+    batched = embedder.embed_batch([a, b])
+    assert [o["emb"].shape for o in batched] == [(1, 512), (2, 512)]
+    np.testing.assert_allclose(batched[0]["emb"], embedder.embed(a)["emb"], rtol=1e-4, atol=1e-4)
+
+
+def test_front_end_is_gain_invariant():
+    """Per-example max-normalised dB: stable-audio-metrics' peak normalisation does not matter."""
+    x = torch.from_numpy(_wave(1.0, 6)[None])
+    for frontend in ("kapre_v0.3", "kapre_v0.1.4"):
+        spec = OpenL3Spectrogram(256, frontend)
+        torch.testing.assert_close(spec(0.1 * x), spec(x), rtol=1e-3, atol=1e-3)
+
+
+def test_stereo_concatenates_channel_embeddings(weights, embedder):
+    st = OpenL3Embedder(weights_path=str(weights), channels=2, device="cpu")
+    assert st.audio.mono == "none" and st.id != embedder.id
+    left, right = _wave(0.5, 4), _wave(0.5, 5, freq=220.0)
+    out = st.embed(np.stack([left, right], axis=1))["emb"]
+    ref = embedder.embed_batch([left, right])
+    assert out.shape == (1, 1024)
+    np.testing.assert_allclose(out[:, :512], ref[0]["emb"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out[:, 512:], ref[1]["emb"], rtol=1e-4, atol=1e-4)
+    dup = st._channels(left)  # mono input is duplicated ("fake stereo")
+    assert len(dup) == 2 and np.array_equal(dup[0], left) and np.array_equal(dup[1], left)
+
+
+def test_offline_without_weights_says_how_to_provide(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GENAUDIO_BENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("GENAUDIO_BENCH_OPENL3_WEIGHTS", raising=False)
+    with pytest.raises(CheckpointUnavailable) as exc:
+        OpenL3Embedder(device="cpu")
+    msg = str(exc.value)
+    assert "openl3_mel256_music_layer_weights.npz" in msg and "turian/openl3_numpy_weights" in msg
+    assert "embedder.openl3.weights_path" in msg
+
+
+def test_hydra_config_instantiates(weights):
+    hydra_utils = pytest.importorskip("hydra.utils")
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.merge(
+        {"device": "cpu", "batch_size": 4}, OmegaConf.load(Path(__file__).parents[2] / "configs/embedder/openl3.yaml")
+    )
+    cfg.openl3.weights_path = str(weights)
+    cfg.openl3.channels = 2
+    emb = hydra_utils.instantiate(cfg.openl3)
+    assert isinstance(emb, OpenL3Embedder) and emb.channels == 2 and emb.audio.mono == "none"
+    assert emb.audio.resampler == "resampy_kaiser_best" and emb.hop_size == 0.5

@@ -1,0 +1,237 @@
+"""PANN CNN14: mel bank vs librosa, front end vs torchlibrosa, whole model vs the reference
+``Cnn14_16k`` / ``Cnn14`` code vendored in frechet-audio-distance 0.3.4 (random weights saved as a
+checkpoint in the published ``{"model": state_dict}`` layout and loaded through our real path)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.checkpoints import CheckpointUnavailable
+from bench.embedders.mel import PANNLogMel, slaney_mel_matrix
+from bench.embedders.pann import VARIANTS, PANNEmbedder, audioset_labels
+
+
+def _fad_pann_module():
+    """``frechet_audio_distance/models/pann.py`` without running the package ``__init__`` (which imports
+    laion_clap and needs network access); loaded under a private alias so the real package is untouched."""
+    spec = importlib.util.find_spec("frechet_audio_distance")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("frechet_audio_distance not installed")
+    if "_fad_ref" not in sys.modules:
+        pkg = types.ModuleType("_fad_ref")
+        pkg.__path__ = list(spec.submodule_search_locations)
+        sys.modules["_fad_ref"] = pkg
+    return importlib.import_module("_fad_ref.models.pann")
+
+
+def _randomise_bn(model: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) * 2 - 1)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+
+
+@pytest.fixture(scope="module")
+def ref16(tmp_path_factory):
+    torch.manual_seed(0)
+    ref = _fad_pann_module().Cnn14_16k(
+        sample_rate=16000, window_size=512, hop_size=160, mel_bins=64, fmin=50, fmax=8000, classes_num=527
+    )
+    _randomise_bn(ref, 0)
+    ref.eval()
+    path = tmp_path_factory.mktemp("pann") / "cnn14_16k_random.pth"
+    torch.save({"iteration": 0, "model": ref.state_dict()}, path)
+    return ref, path
+
+
+def _noise(n: int, seed: int = 0, scale: float = 0.3) -> np.ndarray:
+    return (scale * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_mel_bank_matches_librosa(variant):
+    librosa = pytest.importorskip("librosa")
+
+    v = VARIANTS[variant]
+    want = librosa.filters.mel(sr=v.sample_rate, n_fft=v.window_size, n_mels=v.mel_bins, fmin=v.fmin, fmax=v.fmax).T
+    got = slaney_mel_matrix(v.sample_rate, v.window_size, v.mel_bins, v.fmin, v.fmax)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
+
+
+def test_frontend_matches_torchlibrosa():
+    librosa = pytest.importorskip("librosa")
+    stft = pytest.importorskip("torchlibrosa.stft")
+    Spectrogram, LogmelFilterBank = stft.Spectrogram, stft.LogmelFilterBank
+
+    spec = Spectrogram(n_fft=512, hop_length=160, win_length=512, window="hann", center=True, pad_mode="reflect")
+    mel = LogmelFilterBank(sr=16000, n_fft=512, n_mels=64, fmin=50, fmax=8000, ref=1.0, amin=1e-10, top_db=None)
+    ours = PANNLogMel(16000, 512, 160, 64, 50, 8000)
+    t = np.arange(16000 * 2) / 16000
+    x = np.stack([_noise(len(t)), (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)])
+    x[1, 8000:12000] = 0.0  # digital silence exercises the amin floor
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        want, got = mel(spec(xt)).numpy(), ours(xt).numpy()
+    assert got.shape == want.shape == (2, 1, 201, 64)
+    # float64 truth: centred reflect-padded periodic-Hann STFT, librosa mel bank, 10 log10(max(., 1e-10))
+    xp = np.pad(x.astype(np.float64), ((0, 0), (256, 256)), mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(xp, 512, axis=1)[:, ::160] * librosa.filters.get_window(
+        "hann", 512
+    )
+    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2
+    truth = 10 * np.log10(
+        np.maximum(power @ librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=50, fmax=8000).T, 1e-10)
+    )
+    loud = want > -60.0  # dB; below that float32 STFT rounding dominates in both implementations
+    assert np.abs(got - want)[loud].max() < 1e-3
+    assert np.abs(got - truth[:, None]).max() < 0.1  # measured 0.04 dB (torchlibrosa: 0.02 dB) at about -95 dB
+
+
+@pytest.fixture(scope="module")
+def emb16(ref16):
+    """audioldm_eval-style defaults (first channel, DC removed, padded to 32000 samples)."""
+    return PANNEmbedder(checkpoint=str(ref16[1]), device="cpu", batch_size=2)
+
+
+def test_embedding_and_probs_match_reference_cnn14_16k(ref16, emb16):
+    ref, _ = ref16
+    x = _noise(16000 * 2 + 500)
+    out = emb16.embed(x)
+    with torch.no_grad():
+        r = ref(torch.from_numpy(emb16.segments(x)), None)
+    assert out["emb"].shape == (1, 2048) and out["probs"].shape == (527,) and out["logits"].shape == (527,)
+    np.testing.assert_allclose(out["emb"][0], r["embedding"][0].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["probs"], r["clipwise_output"][0].numpy(), rtol=1e-4, atol=1e-6)
+    assert emb16.mel_source == "checkpoint" and emb16.class_names == audioset_labels()
+    assert emb16.params()["checkpoint_sha256"] == emb16.checkpoints()["cnn14_16k"]["sha256"]
+
+
+def test_audioldm_eval_preprocessing(emb16):
+    """audioldm_eval WaveDataset: ``audio - audio.mean()``, then ``pad_short_audio(min_samples=32000)``."""
+    assert emb16.audio.mono == "first" and emb16.audio.resampler == "torchaudio_sinc"
+    x = _noise(16000, seed=2) + 0.2  # 1 s with a DC offset
+    audio = torch.from_numpy(x)[None]
+    audio = audio - audio.mean()
+    audio = torch.nn.functional.pad(audio, (0, 32000 - audio.size(-1)), mode="constant", value=0.0)
+    np.testing.assert_allclose(emb16.segments(x), audio.numpy(), atol=1e-7)
+    long = _noise(40000, seed=3)
+    assert emb16.segments(long).shape == (1, 40000)
+
+
+def test_batches_equal_lengths_only(ref16, emb16):
+    wavs = [_noise(32000, 0), _noise(32000, 1), _noise(33000, 2)]
+    batch = emb16.embed_batch(wavs)
+    for w, b in zip(wavs, batch):
+        np.testing.assert_allclose(emb16.embed(w)["emb"], b["emb"], rtol=1e-4, atol=1e-5)
+    win = PANNEmbedder(checkpoint=str(ref16[1]), device="cpu", window_s=1.0, hop_s=0.5, min_samples=0)
+    out = win.embed(_noise(16000 * 2))
+    assert out["emb"].shape == (3, 2048) and out["probs"].shape == (527,)
+    assert win.id != emb16.id
+
+
+def test_reference_cnn14_32k_with_its_own_mel_bank(tmp_path, caplog):
+    """frechet-audio-distance builds the 32 kHz model with fmax=16000; the checkpoint's filter bank wins."""
+    torch.manual_seed(1)
+    ref = _fad_pann_module().Cnn14(
+        sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=16000, classes_num=527
+    )
+    _randomise_bn(ref, 1)
+    ref.eval()
+    path = tmp_path / "cnn14_32k_random.pth"
+    torch.save({"model": ref.state_dict()}, path)
+    with caplog.at_level(logging.WARNING, logger="bench.embedders.pann"):
+        emb = PANNEmbedder(checkpoint=str(path), variant="cnn14_32k", device="cpu", remove_dc=False, min_samples=0)
+    assert "mel filter bank differs" in caplog.text  # configured fmax=14000 vs the file's 16000
+    assert emb.audio.sample_rate == 32000
+    x = _noise(32000 + 700, seed=5)
+    with torch.no_grad():
+        want = ref(torch.from_numpy(x)[None], None)["embedding"][0].numpy()
+    np.testing.assert_allclose(emb.embed(x)["emb"][0], want, rtol=1e-4, atol=1e-5)
+    # a 60 ms clip is padded to the 32 frames CNN14 needs (the reference code would fail on it)
+    assert emb.segments(_noise(2000)).shape == (1, 32 * 320)
+    assert np.isfinite(emb.embed(_noise(2000))["emb"]).all()
+
+
+def test_checkpoint_for_other_rate_is_refused(ref16):
+    _, path = ref16
+    with pytest.raises(CheckpointUnavailable, match="window_size"):
+        PANNEmbedder(checkpoint=str(path), variant="cnn14_32k", device="cpu")
+
+
+def test_offline_missing_weights_explain_how_to_provide(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAUDIO_BENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # audioldm_eval / panns_inference dirs
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("GENAUDIO_BENCH_PANN", raising=False)
+    with pytest.raises(CheckpointUnavailable) as exc:
+        PANNEmbedder(device="cpu")
+    msg = str(exc.value)
+    assert "Cnn14_16k_mAP=0.438.pth" in msg and VARIANTS["cnn14_16k"].url in msg
+    assert "embedder.pann.checkpoint" in msg and "GENAUDIO_BENCH_PANN" in msg
+
+
+def test_published_name_with_wrong_md5_is_refused(tmp_path):
+    fake = tmp_path / "Cnn14_16k_mAP=0.438.pth"
+    fake.write_bytes(b"truncated download")
+    with pytest.raises(CheckpointUnavailable, match="md5"):
+        PANNEmbedder(checkpoint=str(fake), device="cpu")
+
+
+def test_checkpoint_found_in_audioldm_eval_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAUDIO_BENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("GENAUDIO_BENCH_PANN", raising=False)
+    d = tmp_path / ".cache" / "audioldm_eval" / "ckpt"
+    d.mkdir(parents=True)
+    (d / "Cnn14_16k_mAP=0.438.pth").write_bytes(b"placeholder")
+    # found there (not "not available"), then refused by the Zenodo md5 check
+    with pytest.raises(CheckpointUnavailable, match="md5"):
+        PANNEmbedder(device="cpu")
+
+
+def test_labels():
+    names = audioset_labels()
+    assert len(names) == 527 and len(set(names)) == 527
+    assert (names[0], names[137], names[500], names[526]) == ("Speech", "Music", "Silence", "Field recording")
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "embedder"
+
+
+def test_hydra_configs(ref16, tmp_path, monkeypatch):
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    def node(key):
+        cfg = OmegaConf.create({"device": "cpu", "batch_size": 2, "embedder": OmegaConf.load(CONFIGS / f"{key}.yaml")})
+        return cfg.embedder[key]
+
+    emb = instantiate(node("pann"), checkpoint=str(ref16[1]), _convert_="all")
+    assert isinstance(emb, PANNEmbedder) and emb.variant == "cnn14_16k" and emb.audio.sample_rate == 16000
+    for var in ("GENAUDIO_BENCH_HOME", "TORCH_HOME", "HOME"):
+        monkeypatch.setenv(var, str(tmp_path / var))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("GENAUDIO_BENCH_PANN_32K", raising=False)
+    with pytest.raises(InstantiationException) as exc:  # the pipeline unwraps it
+        instantiate(node("pann_32k"), _convert_="all")
+    assert isinstance(exc.value.__cause__, CheckpointUnavailable)
+    assert "embedder.pann_32k.checkpoint" in str(exc.value.__cause__)

@@ -1,0 +1,304 @@
+"""VGGish: front end vs the golden reference (Google vggish_input / torchvggish), network and
+postprocessing vs a transcription of torchvggish (random weights saved in its published key layout),
+framing vs Google TF-FAD's per-window algorithm, checkpoint resolution and verification."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bench.audio import prepare
+from bench.checkpoints import CheckpointUnavailable
+from bench.embedders.mel import VGGishLogMel
+from bench.embedders.vggish import (
+    PCA_URL,
+    VGGISH_URL,
+    VGGishEmbedder,
+    hub_hash_prefix,
+    log_mel_examples,
+    tf_fad_normalize,
+)
+
+GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "golden" / "vggish_frontend.npz"
+CASES = ("sine440_16k_mono", "noise_44k_stereo", "chirp_48k_mono", "am_22k_mono", "silence_16k_mono")
+
+# Max abs error (log-mel units) of our front end per golden case, measured here:
+# - REF_RESAMPLED: golden wave resampled in float64 by resampy as the reference did -> only our
+#   STFT/mel/log/framing differ: 2.4e-7 (float32 rounding of the golden file) for all cases.
+# - PIPELINE: through bench.audio.prepare (float32 audio, resampy run in float64 since resampling
+#   in float32 cost up to 1.04e-3 on am_22k): sine 2.0e-5, noise 9.0e-7, chirp 1.5e-5,
+#   am 1.14e-4 (float32 output of prepare), silence 6.4e-8 (errors are amplified in near-silent mel
+#   bands, log(x + 0.01)).
+# - F32_INPUT: float32 input resampled in float64: the same numbers.
+BOUND_REF_RESAMPLED = 1e-6
+BOUND_PIPELINE = {
+    "sine440_16k_mono": 5e-5,
+    "noise_44k_stereo": 2e-6,
+    "chirp_48k_mono": 5e-5,
+    "am_22k_mono": 1.5e-4,
+    "silence_16k_mono": 1e-6,
+}
+BOUND_F32_INPUT = 1e-4
+
+
+@pytest.fixture(scope="module")
+def golden():
+    if not GOLDEN.is_file():
+        pytest.skip(f"{GOLDEN} absent (../shared not checked out)")
+    return dict(np.load(GOLDEN))
+
+
+def _examples(wav: np.ndarray, framing: str = "vggish") -> np.ndarray:
+    return log_mel_examples(torch.from_numpy(np.asarray(wav)), VGGishLogMel(), framing).numpy()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_frontend_matches_golden_reference(golden, case):
+    import resampy
+
+    wave, sr, ref = golden[f"{case}__wave"], int(golden[f"{case}__sr"]), golden[f"{case}__examples"]
+    x = wave.mean(axis=1) if wave.ndim == 2 else wave
+    if sr != 16000:
+        x = resampy.resample(x, sr, 16000)
+    ours = _examples(x)
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() < BOUND_REF_RESAMPLED
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pipeline_frontend_matches_golden(golden, case):
+    """Default audio spec (resampy kaiser_best, channel mean) + our front end, as the embedder runs."""
+    wave, sr, ref = golden[f"{case}__wave"], int(golden[f"{case}__sr"]), golden[f"{case}__examples"]
+    x = prepare(wave, sr, VGGishEmbedder.default_audio)
+    ours = _examples(x)
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() < BOUND_PIPELINE[case]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_frontend_from_float32_audio(golden, case):
+    import resampy
+
+    wave, sr, ref = golden[f"{case}__wave"], int(golden[f"{case}__sr"]), golden[f"{case}__examples"]
+    x = wave.astype(np.float32)
+    x = x.mean(axis=1, dtype=np.float64).astype(np.float32) if x.ndim == 2 else x
+    if sr != 16000:
+        x = resampy.resample(x.astype(np.float64), sr, 16000)
+    assert np.abs(_examples(x) - ref).max() < BOUND_F32_INPUT
+
+
+def test_tf_fad_framing_matches_per_window_reference():
+    """Google TF-FAD computes each 1 s window's own log-mel and keeps its first 96 frames."""
+    rng = np.random.default_rng(1)
+    wav = (0.1 * rng.standard_normal(16000 * 3 + 1234)).astype(np.float64)
+    ours = _examples(wav, "tf_fad")
+    fe = VGGishLogMel()
+    ref = []
+    for start in range(0, len(wav) - 16000 + 1, 8000):
+        logmel = fe(torch.from_numpy(wav[start : start + 16000])[None])[0].numpy()
+        ref.append(logmel[:96])
+    ref = np.stack(ref)
+    assert ours.shape == ref.shape == (5, 96, 64)
+    assert np.abs(ours - ref).max() < 1e-9
+
+
+def test_tf_fad_normalize_uses_signed_max_with_floor():
+    x = np.array([-0.9, 0.2, 0.5], np.float32)
+    np.testing.assert_allclose(tf_fad_normalize(x), x / 0.5)
+    quiet = np.array([-0.05, 0.01], np.float32)
+    np.testing.assert_allclose(tf_fad_normalize(quiet), quiet / 0.1)
+
+
+def test_hub_hash_prefix():
+    assert hub_hash_prefix(Path(VGGISH_URL).name) == "10086976"
+    assert hub_hash_prefix(Path(PCA_URL).name) == "970ea276"
+    assert hub_hash_prefix("my_weights.pth") is None
+
+
+# -- torchvggish transcription (the network as torch.hub loads it for frechet-audio-distance/fadtk) ----------
+
+
+class TorchVGGishRef(nn.Module):
+    """torchvggish ``VGG``: features, channels-last flatten, embeddings with a final ReLU."""
+
+    def __init__(self):
+        super().__init__()
+        layers, c = [], 1
+        for v in [64, "M", 128, "M", 256, 256, "M", 512, 512, "M"]:
+            if v == "M":
+                layers += [nn.MaxPool2d(kernel_size=2, stride=2)]
+            else:
+                layers += [nn.Conv2d(c, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                c = v
+        self.features = nn.Sequential(*layers)
+        self.embeddings = nn.Sequential(
+            nn.Linear(512 * 4 * 6, 4096),
+            nn.ReLU(True),
+            nn.Linear(4096, 4096),
+            nn.ReLU(True),
+            nn.Linear(4096, 128),
+            nn.ReLU(True),
+        )
+
+    def forward(self, x):
+        x = self.features(x)
+        x = torch.transpose(x, 1, 3)
+        x = torch.transpose(x, 1, 2)
+        x = x.contiguous()
+        x = x.view(x.size(0), -1)
+        return self.embeddings(x)
+
+
+def ref_postprocess(emb, pca_matrix, pca_means):
+    """torchvggish ``Postprocessor.postprocess``."""
+    pca_applied = torch.mm(pca_matrix, (emb.T - pca_means)).T
+    clipped = torch.clamp(pca_applied, -2.0, 2.0)
+    return torch.round((clipped - -2.0) * (255.0 / (2.0 - -2.0)))
+
+
+@pytest.fixture(scope="module")
+def ref_files(tmp_path_factory):
+    """Random torchvggish weights + PCA params in the published layouts (PCA as numpy arrays)."""
+    torch.manual_seed(0)
+    ref = TorchVGGishRef().eval()
+    d = tmp_path_factory.mktemp("vggish")
+    ckpt = d / "vggish_random.pth"
+    torch.save(ref.state_dict(), ckpt)
+    rng = np.random.default_rng(0)
+    pca = {"pca_eigen_vectors": rng.standard_normal((128, 128)) * 0.3, "pca_means": rng.standard_normal(128) * 0.05}
+    pca_path = d / "vggish_pca_random.pth"
+    torch.save(pca, pca_path)
+    return ref, ckpt, pca_path, pca
+
+
+def _rand_examples(n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 96, 64, generator=g, dtype=torch.float64) * 2 - 2
+
+
+def test_published_key_layout(ref_files):
+    ckpt = ref_files[1]
+    keys = set(torch.load(ckpt, weights_only=True))
+    assert {"features.0.weight", "features.13.bias", "embeddings.0.weight", "embeddings.4.bias"} <= keys
+
+
+def test_pre_relu_embedding_matches_frechet_audio_distance(ref_files):
+    """frechet-audio-distance 0.3.4: postprocess=False and the final ReLU dropped."""
+    ref, ckpt, _, _ = ref_files
+    emb = VGGishEmbedder(checkpoint=str(ckpt), device="cpu")
+    fad_style = nn.Sequential(*list(ref.embeddings.children())[:-1])
+    ex = _rand_examples()
+    with torch.no_grad():
+        feats = ref.features(ex.float()[:, None]).permute(0, 2, 3, 1).reshape(3, -1)
+        want = fad_style(feats).numpy()
+    got = emb.forward_examples(ex).numpy()
+    assert (want < 0).any()  # pre-activation: negative values survive
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_postprocessed_embedding_matches_torchvggish(ref_files):
+    ref, ckpt, pca_path, pca = ref_files
+    emb = VGGishEmbedder(
+        checkpoint=str(ckpt), pca_checkpoint=str(pca_path), relu=True, postprocess="quantized", device="cpu"
+    )
+    ex = _rand_examples(seed=1)
+    m = torch.as_tensor(pca["pca_eigen_vectors"], dtype=torch.float)
+    mu = torch.as_tensor(pca["pca_means"].reshape(-1, 1), dtype=torch.float)
+    with torch.no_grad():
+        want = ref_postprocess(ref(ex.float()[:, None]), m, mu).numpy()
+    got = emb.forward_examples(ex).numpy()
+    assert got.min() >= 0 and got.max() <= 255
+    # float rounding may flip a value sitting on a .5 boundary by one step
+    assert np.mean(got == want) > 0.99 and np.abs(got - want).max() <= 1
+    assert "pca_sha256" in emb.params() and set(emb.checkpoints()) == {"vggish", "pca"}
+
+
+def test_embed_waveform_end_to_end(golden, ref_files):
+    """Golden waveform -> our embedder vs torchvggish network on the golden examples."""
+    ref, ckpt, _, _ = ref_files
+    emb = VGGishEmbedder(checkpoint=str(ckpt), relu=True, device="cpu")
+    wave, sr = golden["noise_44k_stereo__wave"], int(golden["noise_44k_stereo__sr"])
+    out = emb.embed(prepare(wave, sr, emb.audio))
+    with torch.no_grad():
+        want = ref(torch.from_numpy(golden["noise_44k_stereo__examples"])[:, None]).numpy()
+    assert out["emb"].shape == (2, 128) and out["emb"].dtype == np.float32
+    np.testing.assert_allclose(out["emb"], want, rtol=1e-3, atol=1e-4)
+
+
+def test_batching_and_short_clips(ref_files):
+    _, ckpt, _, _ = ref_files
+    emb = VGGishEmbedder(checkpoint=str(ckpt), device="cpu", batch_size=2, max_examples_per_pass=3)
+    rng = np.random.default_rng(3)
+    wavs = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000 * 2, 8000, 16000 * 4 + 100)]
+    batch = emb.embed_batch(wavs)
+    assert [b["emb"].shape[0] for b in batch] == [emb.n_examples(len(w)) for w in wavs] == [2, 1, 4]
+    for w, b in zip(wavs, batch):
+        np.testing.assert_allclose(emb.embed(w)["emb"], b["emb"], rtol=1e-5, atol=1e-6)
+    strict = VGGishEmbedder(checkpoint=str(ckpt), device="cpu", pad_short=False)
+    assert strict.embed(wavs[1])["emb"].shape == (0, 128)
+    tf = VGGishEmbedder(checkpoint=str(ckpt), device="cpu", framing="tf_fad", peak_normalize=True)
+    assert tf.embed(wavs[0])["emb"].shape == (3, 128)
+    assert tf.id != emb.id
+
+
+def test_params_identify_weights_and_preprocessing(ref_files):
+    _, ckpt, _, _ = ref_files
+    emb = VGGishEmbedder(checkpoint=str(ckpt), device="cpu")
+    p = emb.params()
+    assert p["checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert p["audio"]["resampler"] == "resampy_kaiser_best" and p["audio"]["mono"] == "mean"
+    assert p["frontend"]["n_mels"] == 64 and p["framing"] == "vggish" and p["relu"] is False
+
+
+def test_env_var_resolution(ref_files, monkeypatch):
+    _, ckpt, _, _ = ref_files
+    monkeypatch.setenv("GENAUDIO_BENCH_VGGISH", str(ckpt))
+    assert VGGishEmbedder(device="cpu").checkpoint_path == ckpt
+
+
+def test_offline_missing_weights_explain_how_to_provide(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAUDIO_BENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("GENAUDIO_BENCH_VGGISH", raising=False)
+    with pytest.raises(CheckpointUnavailable) as exc:
+        VGGishEmbedder(device="cpu", config_key="embedder.vggish_tf")
+    msg = str(exc.value)
+    assert "vggish-10086976.pth" in msg and VGGISH_URL in msg and "embedder.vggish_tf.checkpoint" in msg
+
+
+def test_hash_prefix_mismatch_is_refused(tmp_path):
+    fake = tmp_path / "vggish-10086976.pth"
+    fake.write_bytes(b"not the published file")
+    with pytest.raises(CheckpointUnavailable, match="10086976"):
+        VGGishEmbedder(checkpoint=str(fake), device="cpu")
+
+
+def test_wrong_layout_is_refused(tmp_path):
+    p = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(2, 2)}, p)
+    with pytest.raises(CheckpointUnavailable, match="layout"):
+        VGGishEmbedder(checkpoint=str(p), device="cpu")
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "embedder"
+
+
+@pytest.mark.parametrize("key", ["vggish", "vggish_tf", "vggish_pca"])
+def test_hydra_configs_instantiate(key, ref_files):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    _, ckpt, pca_path, _ = ref_files
+    cfg = OmegaConf.create({"device": "cpu", "batch_size": 2, "embedder": OmegaConf.load(CONFIGS / f"{key}.yaml")})
+    node = cfg.embedder[key]
+    assert node.config_key == f"embedder.{key}"
+    emb = instantiate(node, checkpoint=str(ckpt), pca_checkpoint=str(pca_path), _convert_="all")
+    assert isinstance(emb, VGGishEmbedder) and emb.audio == VGGishEmbedder.default_audio
+    out = emb.embed(np.zeros(16000, np.float32))
+    assert out["emb"].shape == (1, 128) and np.isfinite(out["emb"]).all()
