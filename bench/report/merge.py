@@ -10,9 +10,10 @@ and Hydra multirun trees (``multirun/<date>/<time>/<n>/...``) to run folders;
   ``embedder_id`` (other preprocessing or weights) or the same reference set with different
   ``reference_hash`` (other reference statistics). :class:`MixedRunsError` lists the runs and
   values; ``allow_mixed=True`` keeps them and fills a ``mixed`` column saying why;
-* keeps one row per cell (model, prompt set, reference set, embedder, embedder id, metric):
-  the newest run's (by manifest ``finished``/``started`` time, else file time), preferring rows
-  with status "ok", with a warning naming the runs.
+* keeps one row per cell (model, prompt set, reference set, embedder, metric, and with
+  ``allow_mixed`` per embedder_id / reference_hash): the newest run's (by manifest
+  ``finished``/``started`` time, else file time), preferring rows with status "ok", with a
+  warning naming the runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.metrics.base import prompt_of
@@ -40,8 +42,8 @@ CURVE_COLUMNS: tuple[str, ...] = ("run_id", "model", "prompt_set", "reference_se
 ERROR_COLUMNS: tuple[str, ...] = ("run_id", "stage", "model", "set", "item_id", "path", "reason")
 #: columns naming one metric cell inside a run (replicates / per-item / curves rows join on these)
 CELL6: tuple[str, ...] = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric")
-#: columns naming one comparable cell across runs
-CELL_KEY: tuple[str, ...] = ("model", "prompt_set", "reference_set", "embedder", "embedder_id", "metric")
+#: columns naming one table cell across runs (its version is the pair embedder_id, reference_hash)
+CELL5: tuple[str, ...] = ("model", "prompt_set", "reference_set", "embedder", "metric")
 #: manifest "kind" of a folder written by ``bench leaderboard`` (skipped when discovering runs)
 MERGED_KIND = "merged-leaderboard"
 
@@ -173,7 +175,7 @@ def _parse_time(value: Any) -> float | None:
         except ValueError:
             return None
         if t.tzinfo is None:
-            t = t.replace(tzinfo=_dt.timezone.utc)
+            t = t.replace(tzinfo=_dt.UTC)
         return t.timestamp()
     return None
 
@@ -286,6 +288,41 @@ def find_conflicts(long: pd.DataFrame) -> tuple[list[str], pd.Series]:
     return conflicts, mixed
 
 
+def _dedupe(long: pd.DataFrame, time_of: dict[str, float], notes: list[str]) -> pd.DataFrame:
+    """One row per cell: per (model, prompt set, reference set, embedder, metric) and version
+    (embedder_id, reference_hash) keep the newest run's row, rows with status "ok" first.
+
+    Rows that lack an id their keys call for (e.g. an embedder that failed to load has no
+    embedder_id) are dropped when the cell has a row with its ids. Different versions only
+    survive together in mixed merges. Every replacement across runs is noted and logged.
+    """
+    long = long.copy()
+    need_e, need_r = long["embedder"] != "", long["reference_set"] != ""
+    complete = (~need_e | (long["embedder_id"] != "")) & (~need_r | (long["reference_hash"] != ""))
+    long["_ver"] = np.where(complete, long["embedder_id"] + "\x00" + long["reference_hash"], "")
+    long["_ok"] = (long["status"] == "ok").astype(int)
+    long["_t"] = long["run_id"].map(time_of)
+    any_complete = complete.groupby([long[k] for k in CELL5]).transform("any")
+    keep = ~(any_complete & ~complete)
+    ordered = long.sort_values(["_ok", "_t"], kind="stable")
+    keep &= ~ordered.duplicated([*CELL5, "_ver"], keep="last").reindex(long.index)
+    groups: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for key, g in long.groupby(list(CELL5), sort=True):
+        runs_in = tuple(sorted(set(g["run_id"])))
+        kept = tuple(sorted(set(g.loc[keep[g.index], "run_id"])))
+        if len(runs_in) < 2 or kept == runs_in:
+            continue
+        model, prompt_set, reference_set, embedder, metric = key
+        cell = (f"{metric}@{embedder}" if embedder else metric) + (f" vs {reference_set}" if reference_set else "")
+        groups.setdefault((model, prompt_set, runs_in, kept), []).append(cell)
+    for (model, prompt_set, runs_in, kept), cells in groups.items():
+        msg = (f"model {model!r} on prompt set {prompt_set!r} is in runs {', '.join(runs_in)}: keeping run(s) "
+               f"{', '.join(kept)} (newest, ok rows first) for {len(cells)} cell(s): {', '.join(cells)}")
+        log.warning(msg)
+        notes.append(msg)
+    return long.loc[keep].drop(columns=["_ver", "_ok", "_t"]).reset_index(drop=True)
+
+
 def merge_runs(runs: Sequence[Run], allow_mixed: bool = False) -> Merged:
     """Stack runs into one :class:`Merged` board (see the module docstring for the rules)."""
     if not runs:
@@ -306,40 +343,19 @@ def merge_runs(runs: Sequence[Run], allow_mixed: bool = False) -> Merged:
         long["mixed"] = mixed
         notes.append("mixed rows merged on request (--allow-mixed): " + " | ".join(conflicts))
 
-    # one row per comparable cell: newest run, preferring status "ok"
-    long["_ok"] = (long["status"] == "ok").astype(int)
-    long["_t"] = long["run_id"].map(time_of)
-    long = long.sort_values(["_ok", "_t"], kind="stable")
-    dup = long.duplicated(list(CELL_KEY), keep="last")
-    if dup.any():
-        for key, g in long[long.duplicated(list(CELL_KEY), keep=False)].groupby(list(CELL_KEY), sort=True):
-            kept = g.iloc[-1]["run_id"]
-            others = sorted(set(g["run_id"]) - {kept})
-            if not others:
-                continue  # the same run listed twice
-            msg = (
-                f"cell {'/'.join(str(k) for k in key if k)} is in runs {', '.join(sorted(set(g['run_id'])))}: "
-                f"keeping run {kept!r} (newest{' ok' if g.iloc[-1]['status'] == 'ok' else ''} row)"
-            )
-            log.warning(msg)
-            notes.append(msg)
-    long = long[~dup].sort_index(kind="stable").drop(columns=["_ok", "_t"]).reset_index(drop=True)
+    long = _dedupe(long, time_of, notes)
     columns = [*LONG_COLUMNS, *(["mixed"] if conflicts else [])]
     long = long[columns]
 
     kept_cells = set(map(tuple, long[list(CELL6)].itertuples(index=False)))
 
     def keep(frames: Iterable[pd.DataFrame], cols: Sequence[str]) -> pd.DataFrame:
-        df = pd.concat([f for f in frames], ignore_index=True) if runs else pd.DataFrame(columns=cols)
+        """The rows of ``frames`` whose cell survived the de-duplication."""
+        df = pd.concat(list(frames), ignore_index=True)
         if df.empty:
             return df.reindex(columns=list(cols))
-        base = df["metric"].astype(str)
-        mask = [
-            (r, m, p, rs, e, met) in kept_cells
-            for r, m, p, rs, e, met in zip(df["run_id"], df["model"], df["prompt_set"], df["reference_set"],
-                                           df["embedder"], base)
-        ]
-        return df[mask].reset_index(drop=True)
+        mask = np.array([tuple(k) in kept_cells for k in df[list(CELL6)].itertuples(index=False)], dtype=bool)
+        return df.loc[mask].reset_index(drop=True)
 
     errors = pd.concat([r.errors for r in runs], ignore_index=True)
     return Merged(

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 PAIRWISE_COLUMNS: tuple[str, ...] = (
     "model_a", "model_b", "value_a", "value_b", "diff", "diff_ci_low", "diff_ci_high", "p", "p_holm",
@@ -89,13 +88,19 @@ def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     return out
 
 
+def min_ranks(x: np.ndarray) -> np.ndarray:
+    """Competition ("min") ranks along the last axis, smallest = 1: ``1 + #{j: x_j < x_i}``."""
+    x = np.asarray(x, dtype=np.float64)
+    return 1 + (x[..., None, :] < x[..., :, None]).sum(axis=-1)
+
+
 def full_ranks(values: Mapping[str, float], lower_is_better: bool) -> dict[str, int]:
     """Competition ranks ("1224") of the finite values, best = 1."""
     names = [k for k, v in values.items() if v is not None and math.isfinite(v)]
     if not names:
         return {}
     x = np.array([values[k] for k in names], dtype=np.float64)
-    r = rankdata(x if lower_is_better else -x, method="min")
+    r = min_ranks(x if lower_is_better else -x)
     return {k: int(v) for k, v in zip(names, r)}
 
 
@@ -126,7 +131,7 @@ def rank_stability(
     k = len(models)
     rows = []
     if mat.shape[0]:
-        r = rankdata(mat if lower_is_better else -mat, method="min", axis=1).astype(int)  # (B, K)
+        r = min_ranks(mat if lower_is_better else -mat)  # (B, K)
     for j, m in enumerate(models):
         row: dict[str, float | int | str] = {"model": m, "rank": ranks_full[m], "n_replicates": int(mat.shape[0])}
         if mat.shape[0]:
@@ -210,3 +215,11 @@ def format_p(p: float, n_replicates: int = 0) -> str:
     if p == 0.0 and n_replicates > 0:
         return f"<{1.0 / n_replicates:.2g}"
     return f"{p:.2g}" if p < 0.01 else f"{p:.3f}"
+
+
+def p_phrase(p: float, n_replicates: int = 0) -> str:
+    """``"p = 0.012"`` / ``"p < 0.005"`` (p = 0 from B replicates) / ``"p n/a"``."""
+    text = format_p(p, n_replicates)
+    if text == "n/a":
+        return "p n/a"
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
