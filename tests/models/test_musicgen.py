@@ -1,0 +1,158 @@
+"""MusicGen adapter on a tiny random ``MusicgenForConditionalGeneration`` saved to disk and loaded back.
+
+References: transformers' own greedy CFG generation (token-exact) and its logits warpers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from bench.errors import ErrorLog  # noqa: E402
+from bench.models.base import ModelUnavailable  # noqa: E402
+from bench.models.musicgen import MusicGenModel, filter_logits, make_seeded_sampler  # noqa: E402
+from bench.prompts import Prompt  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+SR = 8000  # tiny EnCodec: hop 32 -> 250 Hz frames, 2 codebooks
+
+
+@pytest.fixture(scope="module")
+def tiny_musicgen(tmp_path_factory, t5_tokenizer):
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenProcessor,
+        T5Config,
+    )
+
+    text = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
+    audio = EncodecConfig(
+        sampling_rate=SR,
+        target_bandwidths=[3.0],
+        num_filters=4,
+        num_residual_layers=1,
+        upsampling_ratios=[8, 4],
+        codebook_size=64,
+        hidden_size=16,
+        num_lstm_layers=1,
+        codebook_dim=16,
+    )
+    dec = MusicgenDecoderConfig(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        ffn_dim=32,
+        num_attention_heads=4,
+        num_codebooks=2,
+        pad_token_id=64,
+        bos_token_id=64,
+        max_position_embeddings=256,
+    )
+    torch.manual_seed(0)
+    model = MusicgenForConditionalGeneration(MusicgenConfig.from_sub_models_config(text, audio, dec))
+    for layer in model.audio_encoder.quantizer.layers:  # EnCodec codebooks start at zero: make codes audible
+        layer.codebook.embed.normal_()
+    model.generation_config.pad_token_id = model.generation_config.decoder_start_token_id = 64
+    model.generation_config.do_sample, model.generation_config.top_k = True, 250  # as the released configs
+    path = tmp_path_factory.mktemp("musicgen")
+    model.save_pretrained(path)
+    MusicgenProcessor(EncodecFeatureExtractor(feature_size=1, sampling_rate=SR), t5_tokenizer).save_pretrained(path)
+    return path
+
+
+P = [Prompt("-0Gj8-vB1q4", "slow sad piano song"), Prompt("b", "fast techno beat with drums and bass")]
+
+
+def make(path, **kw):
+    kw = {"local_path": str(path), "device": "cpu", "duration_s": 0.1, "seed": 3, **kw}
+    return MusicGenModel(**kw)
+
+
+def test_generate_length_rate_and_per_item_seeds(tiny_musicgen):
+    m = make(tiny_musicgen)
+    assert m.sample_rate == SR
+    a, b = m.generate(P, [11, 22])
+    assert a.dtype == np.float32 and a.shape == (round(0.1 * SR),) and np.all(np.isfinite(a))
+    # item b alone (batch of 1, no padding partner) draws the same tokens as inside the batch
+    (b_alone,) = m.generate(P[1:], [22])
+    np.testing.assert_allclose(b_alone, b, atol=1e-5)
+    (a_again,) = m.generate(P[:1], [11])
+    np.testing.assert_allclose(a_again, a, atol=1e-5)
+    (a_other,) = m.generate(P[:1], [12])
+    assert np.abs(a_other - a).max() > 1e-4
+
+
+def test_greedy_matches_transformers_cfg(tiny_musicgen):
+    """With do_sample=False our processor (CFG + argmax) must give transformers' own CFG greedy output."""
+    m = make(tiny_musicgen, do_sample=False, guidance_scale=3.0)
+    ours = m.generate(P, [0, 1])
+    processor, model = m.load()
+    inputs = processor(text=[p.text for p in P], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        ref = model.generate(**inputs, do_sample=False, guidance_scale=3.0, max_new_tokens=m.max_new_tokens())
+    for o, r in zip(ours, ref.numpy()):
+        np.testing.assert_allclose(o, r[0, : o.shape[0]], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p"), [(1.0, 250, None), (0.7, 5, None), (1.3, None, 0.8), (1.0, 20, 0.5)]
+)
+def test_filter_logits_matches_transformers_warpers(temperature, top_k, top_p):
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    scores = torch.randn(6, 64, generator=torch.Generator().manual_seed(0)) * 3
+    ref = TemperatureLogitsWarper(temperature)(None, scores.clone())
+    if top_k:
+        ref = TopKLogitsWarper(top_k)(None, ref)
+    if top_p:
+        ref = TopPLogitsWarper(top_p)(None, ref)
+    ours = filter_logits(scores.clone(), temperature, top_k, top_p)
+    assert torch.equal(torch.isinf(ours), torch.isinf(ref))
+    torch.testing.assert_close(ours.softmax(-1), ref.softmax(-1))
+
+
+def test_sampler_draws_from_the_filtered_distribution():
+    """Empirical token frequencies of the one-hot sampler follow softmax(filtered logits)."""
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -5.0]])
+    want = filter_logits(logits, 1.0, 3, None).softmax(-1)[0].numpy()
+    counts = np.zeros(5)
+    for s in range(2000):
+        out = make_seeded_sampler([s], 1, None, True, 1.0, 3, None)(None, logits.clone())
+        counts[int(out.argmax())] += 1
+    np.testing.assert_allclose(counts / counts.sum(), want, atol=0.03)
+    assert counts[3] == counts[4] == 0
+
+
+def test_gather_writes_wavs_and_resumes(tiny_musicgen, tmp_path):
+    m = make(tiny_musicgen, n_samples_per_prompt=2, batch_size=3)
+    errors = ErrorLog()
+    out = m.gather(P, tmp_path / "mg", errors, "demo", progress=False)
+    assert sorted(out) == ["-0Gj8-vB1q4#0", "-0Gj8-vB1q4#1", "b#0", "b#1"]
+    assert not errors.rows and m.n_generated == 4
+    info = sf.info(str(out["b#1"]))
+    assert info.samplerate == SR and info.frames == round(0.1 * SR)
+    assert out["-0Gj8-vB1q4#0"].name.startswith("-0Gj8-vB1q4")  # ids are kept readable
+    m2 = make(tiny_musicgen, n_samples_per_prompt=2, batch_size=3)
+    assert m2.gather(P, tmp_path / "mg", errors, "demo", progress=False) == out
+    assert m2.n_generated == 0 and m2._loaded is None  # nothing to do -> weights never loaded
+    ck = m.checkpoints()
+    assert list(ck) == ["musicgen/model.safetensors"] and len(ck["musicgen/model.safetensors"]["sha256"]) == 64
+
+
+def test_offline_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("GENAUDIO_BENCH_MUSICGEN_PATH", raising=False)
+    with pytest.raises(ModelUnavailable, match=r"facebook/musicgen-small.*model\.musicgen\.local_path"):
+        MusicGenModel(device="cpu")
+    with pytest.raises(ModelUnavailable, match="not a folder"):
+        MusicGenModel(local_path=str(tmp_path / "nope"))
