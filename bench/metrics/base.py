@@ -109,6 +109,7 @@ class MetricResult:
     replicates: ``(B,)`` values on the shared prompt resamples of
         :func:`bench.metrics.bootstrap.prompt_resamples` (same seed + same prompt ids => same
         resamples in every run), used for paired significance tests across models and runs.
+    curve: ``[(n, value), ...]`` points behind an extrapolated metric (FAD-inf's FAD-vs-n), or None.
     """
 
     value: float
@@ -118,6 +119,7 @@ class MetricResult:
     extras: dict[str, float] = field(default_factory=dict)
     per_item: dict[str, float] | None = None
     replicates: list[float] | None = None
+    curve: list[tuple[float, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,10 +130,14 @@ class MetricResult:
             "extras": self.extras,
             "per_item": self.per_item,
             "replicates": self.replicates,
+            "curve": self.curve,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MetricResult:
+        d = dict(d)
+        if d.get("curve") is not None:
+            d["curve"] = [tuple(p) for p in d["curve"]]
         return cls(**d)
 
 

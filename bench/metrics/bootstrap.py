@@ -3,7 +3,13 @@
 Resampling unit: the *prompt*. A replicate draws ``n_prompts`` prompts with replacement from
 ``sorted(set(prompt_ids))``; the generated clips of each drawn prompt enter the replicate
 once per draw (all ``"pid#k"`` samples of a prompt travel together). The reference set is
-fixed. Resamples depend only on ``(seed, sorted unique prompt ids)``, so replicate ``b`` of
+fixed.
+
+Caveat: metrics with a finite-sample bias (FAD ~ D^2 / n, PRDC's coverage/recall, which grow
+with the number of distinct clips) are shifted in the replicates, because a resample holds
+only ~63% distinct clips; percentile intervals then may not contain the full-set value. Paired
+differences between models (same replicate b) are much less affected. ``ci_method="basic"``
+reflects the interval around the estimate instead. Resamples depend only on ``(seed, sorted unique prompt ids)``, so replicate ``b`` of
 model A and replicate ``b`` of model B (even computed in another run) use the same prompts:
 the report module pairs them for significance tests.
 
@@ -19,7 +25,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from bench.metrics.base import prompt_of
+from bench.metrics.base import MetricResult, prompt_of
+
+#: ``percentile``: (q_a, q_1-a) of the replicates. ``basic`` (reverse percentile):
+#: (2 v - q_1-a, 2 v - q_a), which moves the interval by the replicates' bias around the estimate v.
+#: percentile: quantiles of the replicates; basic: reflected about the estimate (2*est - q);
+#: shifted: the replicates' quantiles moved so their median sits on the estimate (est + q - median).
+#: "shifted" is the default for set-level distances (FAD, PRDC) whose resamples with replacement are
+#: biased (a resample holds ~63 % distinct clips, so FAD grows by ~D^2/n): it keeps the bootstrap
+#: spread but centres it on the full-set value instead of excluding it.
+CI_METHODS = ("percentile", "basic", "shifted")
 
 
 def unique_prompts(prompt_ids: Sequence[str]) -> list[str]:
@@ -82,6 +97,36 @@ def percentile_ci(replicates: Sequence[float] | np.ndarray, level: float = 0.95)
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(r, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    replicates: Sequence[float] | np.ndarray, estimate: float, level: float = 0.95, method: str = "percentile"
+) -> tuple[float, float]:
+    """Bootstrap interval of ``estimate`` from its replicates (see :data:`CI_METHODS`)."""
+    lo, hi = percentile_ci(replicates, level)
+    if method == "percentile":
+        return lo, hi
+    if method == "basic":
+        return 2.0 * estimate - hi, 2.0 * estimate - lo
+    if method == "shifted":
+        r = np.asarray(replicates, dtype=np.float64)
+        med = float(np.median(r[np.isfinite(r)])) if np.isfinite(r).any() else float("nan")
+        return estimate + lo - med, estimate + hi - med
+    raise ValueError(f"ci_method must be one of {CI_METHODS}, got {method!r}")
+
+
+def check_ci_method(method: str) -> str:
+    if method not in CI_METHODS:
+        raise ValueError(f"ci_method must be one of {CI_METHODS}, got {method!r}")
+    return method
+
+
+def attach_bootstrap(res: MetricResult, replicates: np.ndarray, level: float, method: str) -> MetricResult:
+    """Store ``replicates`` and their interval (around ``res.value``) on ``res``; returns it."""
+    reps = np.asarray(replicates, dtype=np.float64)
+    res.replicates = [float(v) for v in reps]
+    res.ci_low, res.ci_high = bootstrap_ci(reps, res.value, level, method)
+    return res
 
 
 def weighted_mean_replicates(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

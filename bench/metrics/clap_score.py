@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable, prompt_of
-from bench.metrics.bootstrap import clip_weights, percentile_ci, weighted_mean_replicates
+from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights, weighted_mean_replicates
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray, eps: float = 1e-8) -> np.ndarray:
@@ -47,7 +47,7 @@ class CLAPScore(Metric):
         scale: 1 (cosine in [-1, 1]) or 100.
         per_item: "clip" (one cosine per generated item) or "prompt" (mean over a prompt's samples).
         text_batch: prompts per ``embed_text`` call.
-        n_bootstrap, ci: prompt-resampling bootstrap.
+        n_bootstrap, ci, ci_method: prompt-resampling bootstrap (:mod:`bench.metrics.bootstrap`).
     """
 
     name = "clap_score"
@@ -56,7 +56,13 @@ class CLAPScore(Metric):
     needs_text = True
 
     def __init__(
-        self, scale: float = 1.0, per_item: str = "clip", text_batch: int = 64, n_bootstrap: int = 200, ci: float = 0.95
+        self,
+        scale: float = 1.0,
+        per_item: str = "clip",
+        text_batch: int = 64,
+        n_bootstrap: int = 200,
+        ci: float = 0.95,
+        ci_method: str = "percentile",
     ):
         if per_item not in ("clip", "prompt"):
             raise ValueError(f"per_item must be 'clip' or 'prompt', got {per_item!r}")
@@ -65,10 +71,17 @@ class CLAPScore(Metric):
         self.text_batch = int(text_batch)
         self.n_bootstrap = int(n_bootstrap)
         self.ci = float(ci)
+        self.ci_method = check_ci_method(ci_method)
 
     def params(self) -> dict:
-        return {"name": self.name, "scale": self.scale, "pooling": "clip_mean", "n_bootstrap": self.n_bootstrap,
-                "ci": self.ci}
+        return {
+            "name": self.name,
+            "scale": self.scale,
+            "pooling": "clip_mean",
+            "n_bootstrap": self.n_bootstrap,
+            "ci": self.ci,
+            "ci_method": self.ci_method,
+        }
 
     def text_embeddings(self, inp: MetricInput, prompt_ids: Sequence[str]) -> np.ndarray:
         missing = [p for p in prompt_ids if p not in inp.texts]
@@ -100,6 +113,5 @@ class CLAPScore(Metric):
         res = MetricResult(value=value, n=len(ids), per_item=per_item, extras={"n_prompts": float(len(uniq))})
         if self.n_bootstrap > 0:
             reps = weighted_mean_replicates(scaled, clip_weights(ids, self.n_bootstrap, inp.seed))
-            res.replicates = reps.tolist()
-            res.ci_low, res.ci_high = percentile_ci(reps, self.ci)
+            attach_bootstrap(res, reps, self.ci, self.ci_method)
         return res

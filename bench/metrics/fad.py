@@ -7,12 +7,15 @@ Formula (Kilgour et al. 2019; the Frechet / 2-Wasserstein distance of two Gaussi
 ``tr sqrt(S1 S2)`` is computed in the symmetric form: with ``S1 = F F^T`` (``F = V sqrt(L)``
 from ``eigh(S1)``, eigenvalues clipped at 0), the eigenvalues of ``S1 S2`` are those of the
 symmetric PSD matrix ``F^T S2 F`` (similar to ``sqrt(S1) S2 sqrt(S1)``), so
-``tr sqrt(S1 S2) = sum sqrt(clip(eigvalsh(F^T S2 F), 0))``. This is real-valued by
-construction, exact for rank-deficient covariances and several times faster than
-``scipy.linalg.sqrtm`` of the non-symmetric product used by frechet_audio_distance, fadtk and
-pytorch-fid (same value to ~1e-9 relative on well-conditioned inputs; see the tests). An
-``eps`` ridge is added to both covariances only when the decomposition fails or yields a
-non-finite value (pytorch-fid's rule).
+``tr sqrt(S1 S2) = sum sqrt(clip(eigvalsh(F^T S2 F), 0))``. Eigenvalues below the numerical-rank
+tolerance ``max * n * machine eps`` count as 0 (the square root would turn their round-off into
+~1e-8 errors). This is real-valued by construction, exact for rank-deficient covariances, and
+several times faster than ``scipy.linalg.sqrtm`` of the non-symmetric product used by
+frechet_audio_distance, fadtk and pytorch-fid (``numpy.linalg.eigh`` runs LAPACK's
+divide-and-conquer ``syevd``; scipy's default ``syevr`` driver is several times slower here).
+Values agree with those libraries to ~1e-9 relative or better (see the tests). An ``eps`` ridge is
+added to both covariances only when the decomposition fails or yields a non-finite value
+(pytorch-fid's rule).
 
 Statistics use *all frames* of all clips (the frechet_audio_distance / fadtk convention),
 accumulated in float64 by :class:`bench.metrics.stats.GaussianStats` without holding the
@@ -35,11 +38,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
 
 from bench.metrics import refcache
 from bench.metrics.base import EmbeddingSet, Metric, MetricInput, MetricResult, MetricUnavailable
-from bench.metrics.bootstrap import clip_weights, percentile_ci
+from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights
 from bench.metrics.stats import GaussianStats, rank_deficient, warn_if_rank_deficient
 
 log = logging.getLogger(__name__)
@@ -61,20 +63,34 @@ def _as_gaussian(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def psd_factor(sigma: np.ndarray) -> np.ndarray:
-    """``F (D, r)`` with ``F F^T = sigma`` (symmetric PSD; negative eigenvalues clipped, null space dropped)."""
-    lam, vec = linalg.eigh(sigma, check_finite=False)
-    keep = lam > 0
+    """``F (D, r)`` with ``F F^T = sigma`` (symmetric PSD).
+
+    Eigenvalues below the numerical-rank tolerance ``max(lam) * D * machine eps`` (round-off of a
+    rank-deficient matrix, either sign) are treated as 0 and their directions dropped.
+    """
+    lam, vec = np.linalg.eigh(sigma)
+    tol = max(float(lam[-1]), 0.0) * lam.size * np.finfo(np.float64).eps if lam.size else 0.0
+    keep = lam > tol
     return vec[:, keep] * np.sqrt(lam[keep])
 
 
+def sum_sqrt_eigenvalues(m: np.ndarray) -> float:
+    """``sum sqrt(eigvalsh(m))`` of a symmetric PSD matrix; eigenvalues below ``max * n * eps`` count as 0.
+
+    (The square root amplifies round-off: an exact zero computed as 1e-16 would add 1e-8.)
+    """
+    if m.size == 0:
+        return 0.0
+    ev = np.linalg.eigvalsh((m + m.T) / 2.0)
+    tol = max(float(ev[-1]), 0.0) * ev.size * np.finfo(np.float64).eps
+    return float(np.sqrt(ev[ev > tol]).sum())
+
+
 def trace_sqrt_from_factor(factor: np.ndarray, sigma2: np.ndarray) -> float:
-    """``tr sqrt(S1 S2)`` given ``F F^T = S1``: ``sum sqrt(clip(eigvalsh(F^T S2 F), 0))``."""
+    """``tr sqrt(S1 S2)`` given ``F F^T = S1``: ``sum sqrt(eigvalsh(F^T S2 F))`` (see :func:`sum_sqrt_eigenvalues`)."""
     if factor.shape[1] == 0:
         return 0.0
-    m = factor.T @ sigma2 @ factor
-    m = (m + m.T) / 2.0
-    ev = linalg.eigvalsh(m, check_finite=False)
-    return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
+    return sum_sqrt_eigenvalues(factor.T @ sigma2 @ factor)
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
@@ -104,7 +120,7 @@ def _robust_trace_sqrt(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> fl
         t = trace_sqrt_product(sigma1, sigma2)
         if np.isfinite(t):
             return t
-    except (linalg.LinAlgError, ValueError):
+    except (np.linalg.LinAlgError, ValueError):
         pass
     log.warning("Frechet distance: eigendecomposition failed; adding %g to the diagonal of both covariances", eps)
     ridge = np.eye(sigma1.shape[0]) * eps
@@ -127,7 +143,7 @@ class RefGaussian:
         self.mu, self.sigma = _as_gaussian(self.mu, self.sigma)
         try:
             self.factor = psd_factor(self.sigma)
-        except linalg.LinAlgError:
+        except np.linalg.LinAlgError:
             log.warning("reference covariance: eigh failed; adding a %g ridge", self.eps)
             self.sigma = self.sigma + np.eye(self.dim) * self.eps
             self.factor = psd_factor(self.sigma)
@@ -149,7 +165,7 @@ class RefGaussian:
             t = trace_sqrt_from_factor(self.factor, sigma)
             if not np.isfinite(t):
                 raise ValueError("non-finite trace")
-        except (linalg.LinAlgError, ValueError):
+        except (np.linalg.LinAlgError, ValueError):
             t = _robust_trace_sqrt(self.sigma, sigma, self.eps)
         return float(diff @ diff + self.trace + np.trace(sigma) - 2.0 * t)
 
@@ -171,9 +187,7 @@ class RefGaussian:
             return float(diff @ diff + self.trace)
         y = x - mean
         yf = y @ self.factor
-        gram = (yf @ yf.T) / (t - 1)
-        ev = linalg.eigvalsh((gram + gram.T) / 2.0, check_finite=False)
-        tr_sqrt = float(np.sqrt(np.clip(ev, 0.0, None)).sum())
+        tr_sqrt = sum_sqrt_eigenvalues((yf @ yf.T) / (t - 1))
         tr_cov = float((y * y).sum() / (t - 1))
         return float(diff @ diff + self.trace + tr_cov - 2.0 * tr_sqrt)
 
@@ -213,38 +227,35 @@ def fad_bootstrap(
     chunk = int(max(1, min(n_boot, max_bytes // (2 * per_mat))))
     group = int(max(1, min(n_clips, max_bytes // (2 * per_mat))))
     shift = ref.mu
-    counts = np.zeros(n_clips)
-    sums = np.zeros((n_clips, d))
+    counts = np.zeros(n_clips)  # T_i, filled in the first pass
+    sums = np.zeros((n_clips, d))  # s_i = sum_t (x_t - shift)
     out = np.full(n_boot, np.nan)
-    first = True
     for b0 in range(0, n_boot, chunk):
+        first_pass = b0 == 0
         w = weights[b0 : b0 + chunk]
-        acc = np.zeros((w.shape[0], d * d))
-        buf = np.empty((group, d * d))
+        acc = np.zeros((w.shape[0], d * d))  # sum_i w_bi M_i for the replicates of this group
+        buf = np.empty((group, d * d))  # M_i of up to `group` clips, folded in with one GEMM
         cols: list[int] = []
-
-        def flush(acc=acc, buf=buf, cols=cols, w=w) -> None:
-            if cols:
-                acc += w[:, cols] @ buf[: len(cols)]
-                cols.clear()
-
         seen = 0
         for i, x in enumerate(clips()):
             seen += 1
-            if first or w[:, i].any():
-                y = np.asarray(x, dtype=np.float64).reshape(-1, d) - shift
-                if first:
-                    counts[i] = y.shape[0]
-                    sums[i] = y.sum(axis=0)
-                if w[:, i].any():
-                    buf[len(cols)] = (y.T @ y).ravel()
-                    cols.append(i)
-                    if len(cols) == group:
-                        flush()
-        flush()
+            needed = bool(w[:, i].any())
+            if not (needed or first_pass):
+                continue
+            y = np.asarray(x, dtype=np.float64).reshape(-1, d) - shift
+            if first_pass:
+                counts[i] = y.shape[0]
+                sums[i] = y.sum(axis=0)
+            if needed:
+                buf[len(cols)] = (y.T @ y).ravel()
+                cols.append(i)
+                if len(cols) == group:
+                    acc += w[:, cols] @ buf
+                    cols.clear()
+        if cols:
+            acc += w[:, cols] @ buf[: len(cols)]
         if seen != n_clips:
             raise ValueError(f"clips() yielded {seen} clips, weights have {n_clips}")
-        first = False
         n = w @ counts
         s = w @ sums
         for j in range(w.shape[0]):
@@ -356,7 +367,7 @@ class FAD(Metric):
 
     Args:
         n_bootstrap: prompt-resampling replicates (0 disables CIs and ``replicates``).
-        ci: confidence level of the percentile interval.
+        ci: confidence level of the interval; ci_method: "percentile" or "basic" (:mod:`bench.metrics.bootstrap`).
         per_sample: also score every clip against the reference (``per_item``, fadtk's per-song FAD;
             high values flag outliers).
         eps: ridge used only when the computation fails.
@@ -373,12 +384,14 @@ class FAD(Metric):
         self,
         n_bootstrap: int = 200,
         ci: float = 0.95,
+        ci_method: str = "shifted",
         per_sample: bool = True,
         eps: float = DEFAULT_EPS,
         bootstrap_max_bytes: int = 512 * 2**20,
     ):
         self.n_bootstrap = int(n_bootstrap)
         self.ci = float(ci)
+        self.ci_method = check_ci_method(ci_method)
         self.per_sample = bool(per_sample)
         self.eps = float(eps)
         self.bootstrap_max_bytes = int(bootstrap_max_bytes)
@@ -389,6 +402,7 @@ class FAD(Metric):
             "frames": "all",
             "n_bootstrap": self.n_bootstrap,
             "ci": self.ci,
+            "ci_method": self.ci_method,
             "per_sample": self.per_sample,
             "eps": self.eps,
         }
@@ -420,8 +434,7 @@ class FAD(Metric):
         if self.n_bootstrap > 0:
             w = clip_weights(inp.gen.ids, self.n_bootstrap, inp.seed)
             reps = fad_bootstrap(_clips(inp.gen), w, ref, self.bootstrap_max_bytes)
-            res.replicates = reps.tolist()
-            res.ci_low, res.ci_high = percentile_ci(reps, self.ci)
+            attach_bootstrap(res, reps, self.ci, self.ci_method)
         return res
 
 
@@ -454,8 +467,10 @@ class FADInf(Metric):
         if n_frames < 4:
             raise MetricUnavailable(f"FAD-inf needs at least 4 generated frames, have {n_frames}")
         fit = fad_infinity(_clips(inp.gen), ref, n_frames, self.steps, self.min_n, self.seed + inp.seed)
-        return MetricResult(
+        res = MetricResult(
             value=fit.score,
             n=len(inp.gen),
             extras={"slope": fit.slope, "r2": fit.r2, "n_frames": float(n_frames)},
         )
+        res.curve = [(float(n), float(v)) for n, v in fit.points]  # (n, FAD) points -> curves.csv
+        return res

@@ -9,24 +9,30 @@ with ``k(a, b) = exp(-gamma ||a - b||^2)``, ``gamma = 1 / (2 bandwidth^2 + eps)`
 inverse-quadratic ``iq`` and inverse-multiquadric ``imq`` kernels). The bandwidth is the
 median pairwise Euclidean distance of the *reference* set (median heuristic, lower median as
 ``torch.median``), fixed per reference set so every model is scored with the same kernel; it
-is reported in ``extras["bandwidth"]``. (kadtk 's ``calc_kernel_audio_distance`` takes the
+is reported in ``extras["bandwidth"]``. (kadtk's ``calc_kernel_audio_distance`` takes the
 median of its second argument, the evaluation set, when no bandwidth is passed; the MMD itself
-is symmetric, so values agree given the same bandwidth.) The estimator is unbiased and can be
-slightly negative when the sets match.
+is symmetric, so values agree given the same bandwidth.) The median is exact up to
+``max_pairs`` pairs (10M, ~4.5k rows), beyond that exact over a seeded random subset of rows.
+The estimator is unbiased and can be slightly negative when the sets match.
+
+Rows: one mean embedding per clip by default (``pooling="clip"``); kadtk uses every frame
+(``pooling="frames"``).
 
 Kernel matrices are never materialised: sums are accumulated over row blocks
 (``block x n`` at a time, torch, on GPU when available), so memory stays bounded at 10k x 10k
-and beyond. Bootstrap replicates are weighted sums ``w^T K w`` over the same blocks.
+and beyond. Bootstrap replicates are weighted sums ``w^T K w`` over the same blocks (pairs of
+copies of one clip are left out, see :func:`kad_replicates`).
 """
 
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 
 from bench.metrics import refcache
 from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable
-from bench.metrics.bootstrap import clip_weights, percentile_ci
+from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights
 
 log = logging.getLogger(__name__)
 
@@ -53,48 +59,45 @@ def gamma_from_bandwidth(bandwidth: float, eps: float = 1e-8) -> float:
     return 1.0 / (2.0 * float(bandwidth) ** 2 + eps)
 
 
-def _apply_kernel(d2, gamma: float, kernel: str):
-    import torch
-
+def _apply_kernel_(d2, gamma: float, kernel: str):
+    """Kernel of squared distances, in place on ``d2`` (a torch tensor); returns it."""
     if kernel == "gaussian":
-        return torch.exp(-gamma * d2)
+        return d2.mul_(-gamma).exp_()
     if kernel == "iq":
-        return 1.0 / (1.0 + gamma * d2)
+        return d2.mul_(gamma).add_(1.0).reciprocal_()
     if kernel == "imq":
-        return 1.0 / torch.sqrt(1.0 + gamma * d2)
+        return d2.mul_(gamma).add_(1.0).rsqrt_()
     raise ValueError(f"unknown kernel {kernel!r}; valid: {KERNELS}")
 
 
 def median_pairwise_distance(x: np.ndarray, max_pairs: int = 10_000_000, seed: int = 0, block: int = 1024) -> float:
     """Median Euclidean distance over pairs ``i < j`` of ``x (n, D)`` (lower median, as ``torch.median``).
 
-    Exact when ``n(n-1)/2 <= max_pairs``; otherwise over ``max_pairs`` random pairs ``i != j`` drawn
-    with ``default_rng(seed)`` (deterministic). Memory: ``max_pairs`` float64 plus one block.
+    Exact when ``n(n-1)/2 <= max_pairs``. Otherwise exact over all pairs of ``s`` rows drawn without
+    replacement with ``default_rng(seed)`` (deterministic), ``s`` the largest count with
+    ``s(s-1)/2 <= max_pairs``. Memory: ``max_pairs`` float64 plus one ``block x s`` block.
     """
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     if n < 2:
         raise ValueError("median pairwise distance needs at least 2 points")
-    total = n * (n - 1) // 2
-    if total <= max_pairs:
-        sq = (x * x).sum(1)
-        parts = []
-        for i0 in range(0, n - 1, block):
-            i1 = min(n, i0 + block)
-            d2 = sq[i0:i1, None] + sq[None, i0:] - 2.0 * x[i0:i1] @ x[i0:].T
-            rows, cols = np.triu_indices(i1 - i0, k=1, m=n - i0)
-            parts.append(np.sqrt(np.clip(d2[rows, cols], 0.0, None)))
-        d = np.concatenate(parts)
-    else:
-        rng = np.random.default_rng(seed)
-        i = rng.integers(0, n, size=max_pairs)
-        j = rng.integers(0, n - 1, size=max_pairs)
-        j = j + (j >= i)
-        d = np.empty(max_pairs)
-        step = 1 << 18
-        for s in range(0, max_pairs, step):
-            diff = x[i[s : s + step]] - x[j[s : s + step]]
-            d[s : s + step] = np.sqrt((diff * diff).sum(1))
+    if n * (n - 1) // 2 > max_pairs:
+        s = int((1 + np.sqrt(1 + 8 * max_pairs)) // 2)
+        while s * (s - 1) // 2 > max_pairs:
+            s -= 1
+        rows = np.sort(np.random.default_rng(seed).choice(n, size=max(s, 2), replace=False))
+        x, n = x[rows], len(rows)
+    sq = (x * x).sum(1)
+    d = np.empty(n * (n - 1) // 2)
+    pos = 0
+    for i0 in range(0, n - 1, block):
+        i1 = min(n, i0 + block)
+        d2 = sq[i0:i1, None] + sq[None, i0:] - 2.0 * (x[i0:i1] @ x[i0:].T)
+        for r in range(i1 - i0):  # row i0 + r, columns > i0 + r
+            seg = d2[r, r + 1 :]
+            d[pos : pos + seg.size] = seg
+            pos += seg.size
+    np.sqrt(np.clip(d, 0.0, None, out=d), out=d)
     k = (d.size - 1) // 2
     return float(np.partition(d, k)[k])
 
@@ -122,7 +125,7 @@ def kernel_sums(
     same = b is None
     at = torch.as_tensor(np.asarray(a), device=dev).to(dt)
     bt = at if same else torch.as_tensor(np.asarray(b), device=dev).to(dt)
-    na, nb = at.shape[0], bt.shape[0]
+    na = at.shape[0]
     wa_t = None if wa is None else torch.as_tensor(np.atleast_2d(wa), device=dev).to(dt)
     if same:
         wb_t = wa_t
@@ -135,17 +138,23 @@ def kernel_sums(
     with torch.no_grad():
         for i0 in range(0, na, block):
             i1 = min(na, i0 + block)
+            bi = i1 - i0
             j0 = i0 if same else 0
-            d2 = (sqa[i0:i1, None] + sqb[None, j0:] - 2.0 * (at[i0:i1] @ bt[j0:].T)).clamp_min_(0.0)
-            k = _apply_kernel(d2, gamma, kernel)
+            # d2 = |a|^2 + |b|^2 - 2 a b^T, fused and in place (one block x len(b) buffer)
+            k = torch.addmm(sqb[None, j0:], at[i0:i1], bt[j0:].T, beta=1.0, alpha=-2.0)
+            k.add_(sqa[i0:i1, None]).clamp_min_(0.0)
+            _apply_kernel_(k, gamma, kernel)
             if same:
-                idx = torch.arange(i1 - i0, device=dev)
-                k[idx, idx] = 1.0
-                # off-diagonal blocks (columns >= i1) appear twice in the full symmetric sum
-                k[:, i1 - i0 :] *= 2.0
+                k.diagonal()[:] = 1.0  # k(a_i, a_i) = k(0) exactly
             if wa_t is None and wb_t is None:
-                out += k.sum(dtype=torch.float64)
-            elif wb_t is None:
+                total = k.sum(dtype=torch.float64)
+                if same:  # blocks right of the diagonal block stand for their mirror images too
+                    total = 2.0 * total - k[:, :bi].sum(dtype=torch.float64)
+                out += total
+                continue
+            if same:
+                k[:, bi:] *= 2.0
+            if wb_t is None:
                 out += (wa_t[:, i0:i1] @ k.sum(1)).to(torch.float64)
             elif wa_t is None:
                 out += (k.sum(0) @ wb_t[:, j0:].T).to(torch.float64)
@@ -210,19 +219,26 @@ def kad_replicates(
 ) -> np.ndarray:
     """KAD of bootstrap replicates: generated rows weighted by ``weights (B, n)`` (multiplicities), ref fixed.
 
-    Equals :func:`kernel_audio_distance` on the resampled set with duplicates (pairs of distinct
-    copies of one clip count with ``k = 1``). ``ref_sum``: precomputed ``sum_ij k(ref_i, ref_j)``.
+    A resample holds copies of the same row; pairs of two copies of one row would enter the
+    generated-set term with ``k = 1`` and bias every replicate upwards by about
+    ``scale * (1 - mean k) / n``. They are excluded, as the diagonal is in the full-set estimator:
+    ``syy = (w^T K w - sum w^2) / (m^2 - sum w^2)`` with ``m = sum w`` (identical to
+    :func:`kernel_audio_distance` when all weights are 0 or 1). ``ref_sum``: precomputed
+    ``sum_ij k(ref_i, ref_j)``.
     """
     g = gamma_from_bandwidth(bandwidth, eps)
     w = np.asarray(weights, dtype=np.float64)
     kw = {"kernel": kernel, "block": block, "device": device, "dtype": dtype}
-    m = float(len(ref))
+    n_ref = float(len(ref))
     sxx = kernel_sums(ref, None, g, **kw)[0] if ref_sum is None else ref_sum
     syy = kernel_sums(gen, None, g, wa=w, **kw)
     sxy = kernel_sums(ref, gen, g, wb=w, **kw)
-    nb = w.sum(1)
+    m = w.sum(1)
+    sq = (w * w).sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return scale * mmd2_from_sums(sxx, syy, sxy, m, nb)
+        kxx = (sxx - n_ref) / (n_ref * (n_ref - 1.0))
+        kyy = (syy - sq) / (m * m - sq)
+        return scale * (kxx + kyy - 2.0 * sxy / (n_ref * m))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,7 +267,7 @@ class KAD(Metric):
         bandwidth: fixed kernel bandwidth; None = median pairwise distance of the reference set
             (computed once per reference set, reported in ``extras["bandwidth"]``).
         max_pairs: pairs used by the median heuristic (exact below this many pairs).
-        n_bootstrap, ci: prompt-resampling bootstrap.
+        n_bootstrap, ci, ci_method: prompt-resampling bootstrap (:mod:`bench.metrics.bootstrap`).
         device: "auto" / "cpu" / "cuda"; dtype: "float64" (default) or "float32"; block: rows per block.
     """
 
@@ -268,6 +284,7 @@ class KAD(Metric):
         eps: float = 1e-8,
         n_bootstrap: int = 200,
         ci: float = 0.95,
+        ci_method: str = "percentile",
         device: str = "auto",
         dtype: str = "float64",
         block: int = 2048,
@@ -284,6 +301,7 @@ class KAD(Metric):
         self.eps = float(eps)
         self.n_bootstrap = int(n_bootstrap)
         self.ci = float(ci)
+        self.ci_method = check_ci_method(ci_method)
         self.device = device
         self.dtype = dtype
         self.block = int(block)
@@ -299,6 +317,7 @@ class KAD(Metric):
             "eps": self.eps,
             "n_bootstrap": self.n_bootstrap,
             "ci": self.ci,
+            "ci_method": self.ci_method,
             "dtype": self.dtype,
         }
 
@@ -319,12 +338,16 @@ class KAD(Metric):
         bw = self.bandwidth
         if bw is None:
             bw = refcache.cached(
-                "kad_bw", ref_set, {"pooling": self.pooling, "max_pairs": self.max_pairs},
+                "kad_bw",
+                ref_set,
+                {"pooling": self.pooling, "max_pairs": self.max_pairs},
                 lambda: median_pairwise_distance(ref, self.max_pairs),
             )
         g = gamma_from_bandwidth(bw, self.eps)
         sxx = refcache.cached(
-            "kad_sxx", ref_set, {"pooling": self.pooling, "gamma": g, "kernel": self.kernel, "dtype": self.dtype},
+            "kad_sxx",
+            ref_set,
+            {"pooling": self.pooling, "gamma": g, "kernel": self.kernel, "dtype": self.dtype},
             lambda: float(kernel_sums(ref, None, g, **self._kw())[0]),
         )
         syy = kernel_sums(gen, None, g, **self._kw())[0]
@@ -338,7 +361,5 @@ class KAD(Metric):
         if self.n_bootstrap > 0:
             w = clip_weights(inp.gen.ids, self.n_bootstrap, inp.seed)[:, owner]
             reps = kad_replicates(ref, gen, w, bw, scale=self.scale, eps=self.eps, ref_sum=sxx, **self._kw())
-            res.replicates = reps.tolist()
-            res.ci_low, res.ci_high = percentile_ci(reps, self.ci)
+            attach_bootstrap(res, reps, self.ci, self.ci_method)
         return res
-

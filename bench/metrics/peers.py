@@ -1,8 +1,8 @@
 """Peer libraries' reference functions, for cross-checks in tests and benchmarks.
 
 ``frechet_audio_distance`` imports ``laion_clap`` at module level, which in turn downloads
-tokenizers at import time and therefore fails offline. The Frechet-distance function itself
-only needs numpy and scipy, so when the normal import fails we compile *the installed
+tokenizers at import time and therefore fails offline (and takes seconds online). The
+Frechet-distance function itself only needs numpy and scipy, so we compile *the installed
 library's own source* of that one function (located with ``importlib.util.find_spec``,
 extracted with ``ast``) in a namespace holding ``np``, ``linalg`` and ``scisqrt``. The code
 that runs is the peer's, byte for byte; nothing is re-implemented here.
@@ -62,16 +62,13 @@ def frechet_audio_distance_fd() -> Callable[[np.ndarray, np.ndarray, np.ndarray,
 
     Raises ImportError when the package is not installed.
     """
-    try:
-        from frechet_audio_distance.fad import FrechetAudioDistance  # heavy; fails offline
-
-        return lambda mu1, s1, mu2, s2: FrechetAudioDistance.calculate_frechet_distance(None, mu1, s1, mu2, s2)
-    except Exception as exc:  # import-time downloads fail offline: use the installed source
-        path = _module_file("frechet_audio_distance", "fad")
-        if path is None:
-            raise ImportError("frechet_audio_distance is not installed") from exc
+    path = _module_file("frechet_audio_distance", "fad")
+    if path is not None:
         fn = _extract_function(path, "calculate_frechet_distance", "FrechetAudioDistance")
         return lambda mu1, s1, mu2, s2: fn(None, mu1, s1, mu2, s2)
+    from frechet_audio_distance.fad import FrechetAudioDistance  # not a plain source install: import it
+
+    return lambda mu1, s1, mu2, s2: FrechetAudioDistance.calculate_frechet_distance(None, mu1, s1, mu2, s2)
 
 
 def fadtk_fd(path: str | Path | None = None) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]:
