@@ -23,9 +23,23 @@ import numpy as np
 from filelock import FileLock
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path next to ``path``; on success fsync + rename it onto ``path``."""
+def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
+    """Yield a temp path next to ``path``; on success (fsync and) rename it onto ``path``.
+
+    The rename makes the write atomic for readers and against the writer being killed. ``durable``
+    adds an fsync so the content also survives a power loss / OS crash; checksummed entries that are
+    verified on read (the embedding and score caches) can skip it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -33,17 +47,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+        if tmp_path.exists():  # mkstemp makes 0600 files; give results the usual umask permissions
+            os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> None:
+    with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -72,12 +92,36 @@ def stable_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
+def write_json_checked(path: str | Path, obj: Any) -> None:
+    """Atomically write ``{"sha256": ..., "data": obj}`` (checksum over the canonical JSON of ``obj``)."""
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    doc = json.dumps({"sha256": sha256_bytes(blob.encode()), "data": json.loads(blob)}) + "\n"
+    atomic_write_bytes(path, doc.encode("utf-8"), durable=False)  # verified on read
+
+
+def read_json_checked(path: str | Path) -> Any | None:
+    """The ``data`` of a :func:`write_json_checked` file, or None when missing, unparsable or failing its checksum."""
+    try:
+        wrapped = json.loads(Path(path).read_text(encoding="utf-8"))
+        blob = json.dumps(wrapped["data"], sort_keys=True, default=str, separators=(",", ":"))
+        if wrapped.get("sha256") != sha256_bytes(blob.encode()):
+            return None
+        return wrapped["data"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 class ArrayCache:
     """Content-addressed store of named float arrays: ``root/<key[:2]>/<key>.npz``.
 
     Each entry is an uncompressed npz plus a ``__sha256__`` member over the other members'
-    bytes; :meth:`get` returns None for missing or corrupt entries.
+    bytes (and an optional ``__meta__`` member holding a small JSON document);
+    :meth:`get` returns None for missing or corrupt entries, so they are recomputed.
+    Writers serialise per entry on :meth:`lock` (a file lock next to the entry).
     """
+
+    META = "__meta__"
+    SHA = "__sha256__"
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -85,10 +129,11 @@ class ArrayCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
 
-    def lock(self, key: str) -> FileLock:
+    def lock(self, key: str, timeout: float = 600) -> FileLock:
+        """A file lock for ``key`` (``acquire(timeout=0)`` raises ``filelock.Timeout`` if another process holds it)."""
         p = self.path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(p) + ".lock", timeout=600)
+        return FileLock(str(p) + ".lock", timeout=timeout)
 
     @staticmethod
     def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -101,26 +146,59 @@ class ArrayCache:
             h.update(a.tobytes())
         return h.hexdigest()
 
-    def get(self, key: str) -> dict[str, np.ndarray] | None:
+    def get_with_meta(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """``(arrays, meta)`` of a verified entry, or None (missing, unreadable or checksum mismatch)."""
         p = self.path(key)
-        if not p.exists():
-            return None
         try:
             with np.load(p, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except Exception:
+        except Exception:  # missing, truncated, not a zip, bad member ...
             return None
-        stored = arrays.pop("__sha256__", None)
+        stored = arrays.pop(self.SHA, None)
         if stored is None or str(stored) != self._digest(arrays):
             return None
-        return arrays
+        meta: dict[str, Any] = {}
+        if self.META in arrays:
+            try:
+                meta = json.loads(str(arrays.pop(self.META)))
+            except ValueError:
+                return None
+        return arrays, meta
+
+    def get(self, key: str) -> dict[str, np.ndarray] | None:
+        got = self.get_with_meta(key)
+        return None if got is None else got[0]
 
     def has(self, key: str) -> bool:
-        return self.get(key) is not None
+        """True when a *verified* entry exists (reads and checks it)."""
+        return self.get_with_meta(key) is not None
 
-    def put(self, key: str, arrays: dict[str, np.ndarray]) -> None:
-        payload = dict(arrays)
-        payload["__sha256__"] = np.array(self._digest(arrays))
+    def put(self, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> None:
+        """Write an entry atomically (readers see the old entry or the whole new one, never a part)."""
+        payload = {k: np.asarray(v) for k, v in arrays.items()}
+        if self.META in payload or self.SHA in payload:
+            raise ValueError(f"array names {self.META!r} and {self.SHA!r} are reserved")
+        if meta is not None:
+            payload[self.META] = np.array(json.dumps(meta, sort_keys=True, default=str))
+        payload[self.SHA] = np.array(self._digest(payload))
         buf = io.BytesIO()
         np.savez(buf, **payload)
-        atomic_write_bytes(self.path(key), buf.getvalue())
+        atomic_write_bytes(self.path(key), buf.getvalue(), durable=False)  # verified on read: no fsync needed
+
+    def sweep_tmp(self, max_age_s: float = 3600.0) -> int:
+        """Delete temp files left by writers killed mid-write (older than ``max_age_s``); returns the count."""
+        import time
+
+        if not self.root.is_dir():
+            return 0
+        now, n = time.time(), 0
+        for sub in os.scandir(self.root):
+            if not sub.is_dir(follow_symlinks=False):
+                continue
+            for f in os.scandir(sub.path):
+                if f.name.startswith(".") and f.name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        if now - f.stat(follow_symlinks=False).st_mtime > max_age_s:
+                            os.unlink(f.path)
+                            n += 1
+        return n

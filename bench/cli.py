@@ -33,7 +33,10 @@ def compose(overrides: list[str] | None = None, config_name: str = "config"):
     from hydra import compose as h_compose
     from hydra import initialize_config_dir
 
+    from bench.pipeline import check_group_overrides
+
     register_resolvers()
+    check_group_overrides(list(overrides or []))  # Hydra lists the options only for single selections
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return h_compose(config_name=config_name, overrides=list(overrides or []))
 
@@ -41,7 +44,17 @@ def compose(overrides: list[str] | None = None, config_name: str = "config"):
 def _hydra_main() -> None:
     import hydra
 
+    from bench.errors import ConfigError
+
     register_resolvers()
+    if "--config-dir" not in sys.argv and "-cd" not in sys.argv:
+        from bench.pipeline import check_group_overrides
+
+        try:
+            check_group_overrides([a for a in sys.argv[1:] if "=" in a and not a.startswith("-")])
+        except ConfigError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            sys.exit(2)
 
     @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
     def app(cfg) -> None:

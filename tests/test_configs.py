@@ -37,7 +37,7 @@ def test_experiments_compose_and_override_top_level_values(experiment, tmp_path)
     cfg = bench.compose([f"experiment={experiment}"])
     # experiments may leave user paths mandatory (???): fill those before validating
     for group in ("model", "reference"):
-        for key, node in (cfg.get(group) or {}).items():
+        for _key, node in (cfg.get(group) or {}).items():
             if OmegaConf.is_missing(node, "path"):
                 node.path = str(tmp_path)
     validate(cfg)

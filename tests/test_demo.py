@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -14,7 +15,7 @@ def test_clip_positions_are_inside_the_track_and_disjoint():
     pos = demo.clip_positions(120.0)
     assert len(pos) == demo.N_POSITIONS
     assert pos[0] == pytest.approx(6.0) and pos[-1] + demo.CLIP_S == pytest.approx(114.0)
-    assert all(b - a >= demo.CLIP_S for a, b in zip(pos, pos[1:]))  # reference and held-out clips never overlap
+    assert all(b - a >= demo.CLIP_S for a, b in itertools.pairwise(pos))  # reference and held-out clips never overlap
     assert set(demo.REFERENCE_POSITIONS).isdisjoint(demo.HELDOUT_POSITIONS)
 
 
