@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.metrics import refcache
-from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable
+from bench.metrics.base import Metric, MetricInput, MetricResult
 from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights, weighted_mean_replicates
 
 
@@ -70,14 +70,7 @@ class Memorization(Metric):
         }
 
     def compute(self, inp: MetricInput) -> MetricResult:
-        ref_set = inp.ref
-        assert ref_set is not None
-        if not ref_set.has_items:
-            raise MetricUnavailable("memorization needs reference embeddings, not statistics")
-        ref = refcache.cached("emb", ref_set, {"pooling": "clip"}, ref_set.clip_embeddings)
-        gen = inp.gen.clip_embeddings()
-        if ref.shape[1] != gen.shape[1]:
-            raise MetricUnavailable(f"embedding dims differ: reference {ref.shape[1]}, generated {gen.shape[1]}")
+        ref, gen = refcache.clip_pair(inp, "memorization")
         best, _ = nearest_cosine(gen, ref, self.block)
         flags = (best >= self.threshold).astype(np.float64)
         res = MetricResult(

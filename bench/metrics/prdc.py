@@ -212,15 +212,9 @@ class PRDC(Metric):
 
     def compute(self, inp: MetricInput) -> MetricResult:
         ref_set = inp.ref
-        assert ref_set is not None
-        if not ref_set.has_items:
-            raise MetricUnavailable("PRDC needs reference embeddings, not statistics")
-        real = refcache.cached("emb", ref_set, {"pooling": "clip"}, ref_set.clip_embeddings)
-        fake = inp.gen.clip_embeddings()
+        real, fake = refcache.clip_pair(inp, "PRDC")
         if len(real) < self.k + 1 or len(fake) < self.k + 1:
             raise MetricUnavailable(f"PRDC with k={self.k} needs more than {self.k} reference and generated clips")
-        if real.shape[1] != fake.shape[1]:
-            raise MetricUnavailable(f"embedding dims differ: reference {real.shape[1]}, generated {fake.shape[1]}")
         rr = refcache.cached("prdc_radii", ref_set, {"k": self.k}, lambda: knn_radii(real, self.k, block=self.block))
         scores = prdc(real, fake, self.k, real_radii=rr, block=self.block)
         res = MetricResult(value=scores[self.value], n=len(fake), extras=dict(scores))

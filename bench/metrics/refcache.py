@@ -59,3 +59,21 @@ def cached(kind: str, es: EmbeddingSet, params: dict[str, Any], fn: Callable[[],
 def clear() -> None:
     with _LOCK:
         _CACHE.clear()
+
+
+def clip_pair(inp: Any, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(reference, generated)`` per-clip mean embeddings ``(N_ref, D)``, ``(N_gen, D)`` float64.
+
+    The reference side is memoised per set. Raises MetricUnavailable when the reference holds
+    statistics only or the dimensions differ.
+    """
+    from bench.metrics.base import MetricUnavailable
+
+    ref_set = inp.ref
+    if ref_set is None or not ref_set.has_items:
+        raise MetricUnavailable(f"{metric} needs reference embeddings, not statistics")
+    ref = cached("emb", ref_set, {"pooling": "clip"}, ref_set.clip_embeddings)
+    gen = inp.gen.clip_embeddings()
+    if ref.shape[1] != gen.shape[1]:
+        raise MetricUnavailable(f"embedding dims differ: reference {ref.shape[1]}, generated {gen.shape[1]}")
+    return ref, gen
