@@ -164,3 +164,32 @@ def test_run_dir_is_output_dir_slash_safe_run_name(tmp_path, run_cfg):
 def test_unknown_stage_is_a_config_error(tmp_path, run_cfg):
     with pytest.raises(ConfigError, match="choose from"):
         bench.run(run_cfg(tmp_path, stages=["gather", "embedd"]))
+
+
+def test_precomputed_reference_statistics_give_the_same_fad(tmp_path, run_cfg, tiny_audio_dir):
+    """A reference given as npz statistics (our format; fadtk's is read by the same loader) scores
+    exactly like the same reference given as audio, and only for the embedder it belongs to."""
+    from bench.audio import load_audio
+    from bench.embedders.logmel import LogMelEmbedder
+    from bench.metrics.stats import GaussianStats
+
+    cfg = run_cfg(tmp_path / "a")
+    board_audio = _board(bench.run(cfg))
+    emb_cfg = {k: v for k, v in cfg["embedder"]["logmel"].items() if k != "_target_"}
+    emb = LogMelEmbedder(**emb_cfg)
+    stats = GaussianStats()
+    for f in sorted((tiny_audio_dir / "reference").glob("*.wav")):
+        stats.update(emb.embed(load_audio(f, emb.audio))["emb"])
+    npz = tmp_path / "ref_stats.npz"
+    stats.save_npz(npz)
+    cfg2 = run_cfg(
+        tmp_path / "b",
+        reference={"tiny": {"_target_": "bench.references.ReferenceSet.from_stats", "name": "tiny",
+                            "path": str(npz), "embedder": "logmel", "license": "test"}},
+        embedder={**cfg["embedder"], "logmel_b": {**cfg["embedder"]["logmel"], "n_mels": 16}},
+    )
+    board_stats = _board(bench.run(cfg2))
+    np.testing.assert_allclose(
+        pd.to_numeric(board_stats["fad@logmel"]), pd.to_numeric(board_audio["fad@logmel"]), rtol=1e-9
+    )
+    assert board_stats["fad@logmel_b"].str.contains("statistics for embedder 'logmel' only").all()
