@@ -24,7 +24,7 @@ from bench.embedders.vggish import (
     tf_fad_normalize,
 )
 
-GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "golden" / "vggish_frontend.npz"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "vggish_frontend.npz"  # copy of ../shared/data/golden
 CASES = ("sine440_16k_mono", "noise_44k_stereo", "chirp_48k_mono", "am_22k_mono", "silence_16k_mono")
 
 # Max abs error (log-mel units) of our front end per golden case, measured here:
