@@ -338,6 +338,10 @@ class PaSSTEmbedder(Embedder):
             raise ValueError(f"PaSST needs {SAMPLE_RATE} Hz input, audio.sample_rate={self.audio.sample_rate}")
         self.protocol, self.activation = protocol, activation
         self.arch = {**PASST_S_ARCH, **(arch or {})}
+        if self.arch["num_classes"] == 527:  # AudioSet head: probs feed KL / Inception Score
+            from bench.embedders.pann import audioset_labels
+
+            self.class_names = list(audioset_labels())
         self.arch["img_size"] = tuple(self.arch["img_size"])
         self.win = int(round(window_s * SAMPLE_RATE))
         self.hop = int(round(hop_s * SAMPLE_RATE))

@@ -159,6 +159,8 @@ def test_embedder_outputs_and_protocols(tiny_ckpt):
     wav = _wave(3.0)
     out = ac.embed(wav)
     assert out["emb"].shape == (1, 32) and out["logits"].shape == (1, 527) and out["probs"].shape == (527,)
+    # AudioSet names in output order, so KL / Inception Score accept PaSST as a classifier
+    assert len(ac.class_names) == 527 and ac.class_names[0] == "Speech" and ac.class_names[137] == "Music"
     np.testing.assert_allclose(out["probs"].sum(), 1.0, rtol=1e-5)
     np.testing.assert_allclose(out["probs"], torch.softmax(torch.from_numpy(out["logits"][0]), -1).numpy(), rtol=1e-5)
 
