@@ -430,7 +430,8 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
     progress = bool(cfg.get("progress", True))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     config_hash = stable_hash({k: v for k, v in resolved.items() if k not in ("progress", "hydra")}, 12)
-    run_id = rdir.name
+    # multirun jobs live in <sweep dir>/<job number>: prefix the run name so merged boards stay readable
+    run_id = rdir.name if rdir.name == safe_id(cfg.run_name) else f"{safe_id(cfg.run_name)}-{rdir.name}"
     log.info("run %s (config %s) -> %s", run_id, config_hash, rdir)
 
     if cfg.get("prepare_demo"):

@@ -76,7 +76,12 @@ class ReferenceSet:
                 f"reference folder {root} does not exist (set reference.{name}.path, or run scripts/setup.sh "
                 "for the demo reference audio)"
             )
-        files = sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        # everything named like audio is kept, even a broken link or a folder called x.wav: the embed
+        # stage then gives it an errors.csv row instead of it vanishing from the set unnoticed
+        files = sorted(
+            p for p in root.glob(pattern) if p.suffix.lower() in AUDIO_EXTENSIONS and (p.is_file() or p.is_symlink()
+                                                                                          or p.is_dir())
+        )
         if limit is not None:
             files = files[: int(limit)]
         items = {str(p.relative_to(root).with_suffix("")): p for p in files}

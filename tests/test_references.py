@@ -49,3 +49,11 @@ def test_stats_reference(tmp_path):
     ref = ReferenceSet.from_stats("s", str(p), embedder="vggish")
     assert ref.is_stats and ref.stats_embedder == "vggish" and len(ref) == 0
     assert len(ref.content_hash()) == 16
+
+
+def test_broken_link_and_folder_named_like_audio_are_kept_for_error_reporting(tmp_path):
+    _wav(tmp_path / "ok.wav")
+    (tmp_path / "dangling.wav").symlink_to(tmp_path / "nowhere.wav")
+    (tmp_path / "folder.flac").mkdir()
+    ref = ReferenceSet.from_folder("r", str(tmp_path))
+    assert sorted(ref.items) == ["dangling", "folder", "ok"]

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.errors import ERROR_COLUMNS as RUN_ERROR_COLUMNS
 from bench.metrics.base import prompt_of
 from bench.report.leaderboard import LONG_COLUMNS, PER_ITEM_COLUMNS, REPLICATE_COLUMNS, read_long
 
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 LONG_FILE = "leaderboard_long.csv"
 CURVE_COLUMNS: tuple[str, ...] = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric", "n", "value")
-ERROR_COLUMNS: tuple[str, ...] = ("run_id", "stage", "model", "set", "item_id", "path", "reason")
+ERROR_COLUMNS: tuple[str, ...] = ("run_id", *RUN_ERROR_COLUMNS)
 #: columns naming one metric cell inside a run (replicates / per-item / curves rows join on these)
 CELL6: tuple[str, ...] = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric")
 #: columns naming one table cell across runs (its version is the pair embedder_id, reference_hash)

@@ -203,3 +203,21 @@ def test_fail_policy_stops_at_the_first_bad_file(tmp_path, helpers):
         if not IS_ROOT:
             os.chmod(corpus / "bad" / "unreadable.wav", 0o644)
     assert not (tmp_path / "out" / "results" / "tiny" / "leaderboard.csv").exists()
+
+
+def test_reference_folder_reports_broken_links_and_folders_named_like_audio(tmp_path, helpers):
+    d = tmp_path / "ref"
+    d.mkdir()
+    helpers.write_clip(d / "good.wav", np.random.default_rng(0).uniform(-0.3, 0.3, 16000).astype(np.float32), 16000)
+    (d / "directory.wav").mkdir()
+    os.symlink(d / "does_not_exist.wav", d / "dangling.wav")
+    cfg = helpers.tiny_run_config(
+        tmp_path / "out", helpers.make_tiny_corpus(tmp_path / "corpus"),
+        reference={"f": {"_target_": "bench.references.ReferenceSet.from_folder", "name": "f", "path": str(d)}},
+    )
+    run_dir = bench.run(cfg)
+    rows = {r["item_id"]: r for r in _rows(run_dir) if r["set"] == "f"}
+    assert set(rows) == {"directory", "dangling"}
+    assert all(r["severity"] == "error" and r["reason"] for r in rows.values())
+    board = pd.read_csv(run_dir / "leaderboard.csv")
+    assert pd.to_numeric(board["fad@logmel"]).notna().all()  # the good clip still scores
