@@ -74,6 +74,10 @@ def test_demo_ranks_oracle_best_and_noise_worst(demo_runs):
     # unique files: 10 held-out clips (oracle outputs = paired clips), 10 synth, 10 noise, 21 reference
     assert manifest["counters"]["embedded"] == 51
     assert (run_dir / "errors.csv").is_file() and (run_dir / "leaderboard_long.csv").is_file()
+    md = (run_dir / "leaderboard.md").read_text()
+    assert "| 1 | oracle |" in md and "fad@musicnn" in md
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2 and "<audio" in html
 
 
 def test_demo_rerun_recomputes_nothing(demo_runs):

@@ -4,7 +4,7 @@ built from one or more run folders, rendered as Markdown, LaTeX and a self-conta
 Table convention (the same in every format; :func:`legend` writes it under each table):
 
 * a cell reads ``value [low, high]``: the metric on the full set and its prompt-bootstrap
-  percentile interval (95 % unless configured);
+  bootstrap interval (95 % unless configured; percentile, or "shifted" for FAD/PRDC);
 * **bold** marks the best value of a column (all of them on a tie); ``↓`` / ``↑`` in the header
   say whether lower or higher is better;
 * ``†`` after the best value: it is *significantly* better than the runner-up, by a paired
@@ -164,7 +164,7 @@ def legend(board: Board) -> list[str]:
     """The table convention, one sentence per line."""
     corr = ", Holm-corrected over the model pairs of the column" if board.holm else ""
     return [
-        f"Cells: value on the full set [{board.level:.0%} prompt-bootstrap percentile interval].",
+        f"Cells: value on the full set [{board.level:.0%} prompt-bootstrap interval: percentile, or shifted onto the value for FAD/PRDC].",
         "Bold: best value of the column; ↓ lower is better, ↑ higher is better.",
         f"{DAGGER}: best and significantly better than the runner-up (paired bootstrap over prompts, "
         f"two-sided p < {board.alpha:g}{corr}).",

@@ -14,7 +14,7 @@ embedder_id        ``<name>-<hash(preprocessing, checkpoint digests)>``: rows on
 reference_hash     hash of the reference set's file digests (or its statistics file)
 metric             metric key; extra outputs appear as ``<metric>.<extra>`` (e.g. ``prdc.recall``)
 value              float (NaN unless status is "ok")
-ci_low, ci_high    bootstrap percentile interval (NaN when not computed)
+ci_low, ci_high    bootstrap interval, method per metric config (NaN when not computed)
 n                  generated clips used
 lower_is_better    ranking direction
 status             "ok" | "unavailable" | "error"
