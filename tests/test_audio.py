@@ -213,3 +213,35 @@ def test_extension_notes():
     assert extension_note("a.bin", "WAV") == "unrecognised extension '.bin'; decoded as WAV"
     assert extension_note("noext", "FLAC") == "unrecognised extension '(none)'; decoded as FLAC"
     assert extension_note("a.flac", None) is None
+
+
+@pytest.mark.parametrize(
+    ("ext", "fmt", "subtype", "min_corr"),
+    [
+        (".wav", "WAV", "PCM_16", 0.9999),
+        (".flac", "FLAC", "PCM_24", 0.9999),
+        (".ogg", "OGG", "VORBIS", 0.99),
+        (".opus", "OGG", "OPUS", 0.95),
+        (".mp3", "MP3", "MPEG_LAYER_III", 0.95),
+    ],
+)
+def test_codecs_decode_through_soundfile(tmp_path, ext, fmt, subtype, min_corr):
+    """wav/flac/ogg/opus/mp3 all decode via libsndfile and land at the spec's rate, mono."""
+    sr = 48000
+    t = np.arange(2 * sr) / sr
+    x = (0.4 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)).astype(np.float32)
+    stereo = np.stack([x, 0.5 * x], axis=1)
+    path = tmp_path / f"clip{ext}"
+    try:
+        sf.write(str(path), stereo, sr, format=fmt, subtype=subtype)
+    except (sf.LibsndfileError, TypeError, ValueError) as exc:  # an old libsndfile without this codec
+        pytest.skip(f"libsndfile {sf.__libsndfile_version__} cannot write {fmt}/{subtype}: {exc}")
+    y = load_audio(path, AudioSpec(sample_rate=16000, mono="mean"))
+    ref = prepare(stereo, sr, AudioSpec(sample_rate=16000, mono="mean"))
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(len(y) - len(ref)) <= 0.02 * len(ref)  # codec padding/priming at most a few ms
+    n = min(len(y), len(ref))
+    # lossy codecs may delay the signal: compare at the best lag within 50 ms
+    lags = range(-800, 801, 8)
+    corr = max(np.corrcoef(np.roll(y[:n], lag)[1000:-1000], ref[:n][1000:-1000])[0, 1] for lag in lags)
+    assert corr >= min_corr
