@@ -23,5 +23,12 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
     $SUDO apt-get install -y -qq chromium >/dev/null 2>&1)) || echo "[setup] note: chromium not installed; browser test will skip"
 fi
 echo "[setup] demo audio"
-.venv/bin/python -m bench.demo >/dev/null
+if ! .venv/bin/python -m bench.demo >/dev/null; then
+  if [ "${BENCH_DEMO_OPTIONAL:-0}" = 1 ]; then
+    echo "[setup] warning: demo audio could not be prepared; the demo tests will skip"
+  else
+    echo "[setup] error: demo audio could not be prepared (see the message above)" >&2
+    exit 1
+  fi
+fi
 echo "[setup] done"
