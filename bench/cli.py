@@ -33,7 +33,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "config"):
     from hydra import compose as h_compose
     from hydra import initialize_config_dir
 
-    from bench.pipeline import check_group_overrides
+    from bench.config import check_group_overrides
 
     register_resolvers()
     check_group_overrides(list(overrides or []))  # Hydra lists the options only for single selections
@@ -48,7 +48,7 @@ def _hydra_main() -> None:
 
     register_resolvers()
     if "--config-dir" not in sys.argv and "-cd" not in sys.argv:
-        from bench.pipeline import check_group_overrides
+        from bench.config import check_group_overrides
 
         try:
             check_group_overrides([a for a in sys.argv[1:] if "=" in a and not a.startswith("-")])
