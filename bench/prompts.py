@@ -16,6 +16,19 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Objects of a JSON-lines file, in order; a bad line raises ValueError naming ``path:line``."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{n}: invalid JSON ({exc})") from exc
+    return rows
+
+
 @dataclass
 class Prompt:
     """One prompt.
@@ -112,7 +125,7 @@ class PromptSet:
         p = Path(path).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"prompt file {p} does not exist")
-        with open(p, newline="", encoding="utf-8") as f:
+        with open(p, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
         ps = cls._from_rows(name, rows, p, id_column, text_column, reference_column, limit, offset, license, source)
         if reference_template:
@@ -139,15 +152,8 @@ class PromptSet:
         p = Path(path).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"prompt file {p} does not exist")
-        rows = []
-        with open(p, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(f"{p}:{n}: invalid JSON ({exc})") from exc
-        return cls._from_rows(name, rows, p, id_column, text_column, reference_column, limit, offset, license, source)
+        return cls._from_rows(name, read_jsonl(p), p, id_column, text_column, reference_column, limit, offset,
+                              license, source)
 
     @classmethod
     def _from_rows(cls, name, rows, path, id_col, text_col, ref_col, limit, offset, license, source) -> PromptSet:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bench.paths import safe_id
-from bench.prompts import Prompt, PromptSet
+from bench.prompts import Prompt, PromptSet, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +37,7 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a CSV (``.csv``/``.tsv``) or JSON-lines (``.jsonl``/``.json``) file, in file order."""
     p = Path(path)
     if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        rows = []
-        with open(p, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(f"{p}:{n}: invalid JSON ({exc})") from exc
-        return rows
+        return read_jsonl(p)
     with open(p, newline="", encoding="utf-8-sig") as f:
         return list(csv.DictReader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ","))
 
