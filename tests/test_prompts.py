@@ -71,3 +71,17 @@ def test_clotho_config_reads_env_var(monkeypatch, tmp_path):
     monkeypatch.setenv("CLOTHO_CAPTIONS", str(SHARED_CLOTHO))
     ps = _compose_prompts("clotho", "prompts.clotho.limit=10")
     assert len(ps) == 10 and "non-commercial" in ps.license
+
+
+def test_reference_template_and_bad_jsonl_line(tmp_path):
+    (tmp_path / "p.csv").write_text("\ufeffid,text\na/b,piano\nc,drums\n", encoding="utf-8")  # with a BOM
+    ps = PromptSet.from_csv("t", str(tmp_path / "p.csv"), reference_column=None,
+                            reference_template=str(tmp_path / "clips" / "{safe_id}.wav"))
+    assert [p.id for p in ps] == ["a/b", "c"]
+    assert ps.prompts[1].reference == str(tmp_path / "clips" / "c.wav")
+    assert "/" not in Path(ps.prompts[0].reference).name  # raw ids never become path components
+    (tmp_path / "p.jsonl").write_text('{"id": "x", "text": "a"}\n{"id": "y", "text": \n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"p\.jsonl:2: invalid JSON"):
+        PromptSet.from_jsonl("j", str(tmp_path / "p.jsonl"))
+    with pytest.raises(ValueError, match=r"needs columns 'id' and 'caption'; found \['id', 'text'\]"):
+        PromptSet.from_csv("t", str(tmp_path / "p.csv"), text_column="caption")
