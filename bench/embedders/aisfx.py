@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.audio import AudioSpec
-from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve
+from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve, torch_load_weights
 from bench.embedders.base import Embedder, EmbedderUnavailable
 
 ENV_CKPT = "GENAUDIO_BENCH_AISFX_CHECKPOINT"
@@ -229,8 +229,7 @@ def _numpy_scalar_globals() -> list:
 
 def load_embedding_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """``embedding_net.*`` weights (prefix stripped) and ``ds_dict`` from the aiSFX checkpoint."""
-    with torch.serialization.safe_globals(_numpy_scalar_globals()):
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = torch_load_weights(path, allowed=_numpy_scalar_globals())  # ds_dict holds numpy int scalars only
     if not (isinstance(obj, tuple | list) and len(obj) == 2 and isinstance(obj[0], dict)):
         raise EmbedderUnavailable(f"{path}: expected a (state_dict, ds_dict) pair, got {type(obj).__name__}")
     weights, ds_dict = obj

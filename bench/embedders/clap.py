@@ -41,7 +41,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import pickle
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -53,7 +52,14 @@ from typing import Any
 import numpy as np
 
 from bench.audio import AudioSpec
-from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, bench_home, is_offline, resolve
+from bench.checkpoints import (
+    CheckpointSpec,
+    CheckpointUnavailable,
+    bench_home,
+    is_offline,
+    resolve,
+    torch_load_weights,
+)
 from bench.embedders.base import Embedder, EmbedderUnavailable
 
 log = logging.getLogger(__name__)
@@ -297,43 +303,6 @@ def build_clap_model(amodel: str, fusion: bool, text_config: dict[str, Any] | No
             fusion_type="aff_2d" if fusion else "None",
         )
     return model.eval(), model_cfg
-
-
-_NUMPY_DATA_GLOBALS = (
-    "numpy.core.multiarray.scalar",
-    "numpy.core.multiarray._reconstruct",
-    "numpy.ndarray",
-    "numpy.dtype",
-)
-
-
-def torch_load_weights(path: str | os.PathLike) -> Any:
-    """``torch.load(weights_only=True)``; numpy scalars/arrays/dtypes (epoch counters, metrics) are allowed too.
-
-    Any other pickled global (i.e. code) is refused with :class:`CheckpointUnavailable`.
-    """
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as first:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        bad = [n for n in names if not (n in _NUMPY_DATA_GLOBALS or n.startswith("numpy.dtypes."))]
-        if bad:
-            raise CheckpointUnavailable(
-                f"{path} pickles non-tensor objects {bad}; refusing to unpickle them. Convert it once, in a "
-                "trusted environment, to a plain state dict or .safetensors file and point the config at that."
-            ) from first
-        import importlib
-
-        allowed = []
-        for n in names:
-            mod, _, attr = n.rpartition(".")
-            allowed.append(getattr(importlib.import_module(mod), attr))
-        # a pickled numpy dtype is rebuilt from its class: allow the numeric/bool/str dtype classes
-        allowed += [type(np.dtype(c)) for c in "?bhilqBHILQefdgFDGSU"]
-        with torch.serialization.safe_globals(allowed):
-            return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_clap_state_dict(path: str | os.PathLike) -> dict[str, Any]:

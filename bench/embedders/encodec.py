@@ -50,15 +50,11 @@ class EncodecVariant:
     factory: str  # EncodecModel static constructor
     config_key: str
 
-    @property
-    def sha256_prefix(self) -> str:
-        return self.filename.rsplit("-", 1)[1].split(".")[0]
-
     def spec(self) -> CheckpointSpec:
         return CheckpointSpec(
             filename=self.filename,
             url=ROOT_URL + self.filename,
-            sha256=None,  # only the 8-hex prefix in the file name is published (checked in load)
+            sha256=None,  # only the 8-hex prefix in the file name is published (checked by resolve)
             env_var="GENAUDIO_BENCH_" + self.config_key.upper() + "_CKPT",
             config_key=f"embedder.{self.config_key}.checkpoint",
         )
@@ -136,11 +132,6 @@ class EncodecEmbedder(Embedder):
         self.normalize = bool(normalize)
 
         self.ckpt_path, self.ckpt_sha256 = resolve(self.spec.spec(), checkpoint)
-        if self.ckpt_path.name == self.spec.filename and not self.ckpt_sha256.startswith(self.spec.sha256_prefix):
-            raise CheckpointUnavailable(
-                f"{self.ckpt_path} has sha256 {self.ckpt_sha256}, expected the prefix {self.spec.sha256_prefix} "
-                f"its name promises; delete it and download again from {self.spec.spec().url}"
-            )
         import torch
 
         self.model = build_encodec_model(variant)

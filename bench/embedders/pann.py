@@ -34,10 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.audio import AudioSpec
-from bench.checkpoints import CheckpointSpec, CheckpointUnavailable
+from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve, torch_load_weights
 from bench.embedders.base import Embedder, window_batch
 from bench.embedders.mel import PANNLogMel
-from bench.embedders.vggish import as_tensor, resolve_weights, torch_load_weights
+from bench.embedders.vggish import as_tensor
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class PANNEmbedder(Embedder):
         self.mel_source = "computed"
         env = "GENAUDIO_BENCH_PANN" if variant == "cnn14_16k" else "GENAUDIO_BENCH_PANN_32K"
         spec = CheckpointSpec(filename=v.filename, url=v.url, env_var=env, config_key=f"{config_key}.checkpoint")
-        self.checkpoint_path, self.checkpoint_sha256 = resolve_weights(spec, checkpoint, OTHER_TOOL_DIRS)
+        self.checkpoint_path, self.checkpoint_sha256 = resolve(spec, checkpoint, OTHER_TOOL_DIRS)
         if v.md5 and self.checkpoint_path.name == v.filename:
             got = md5_file(self.checkpoint_path)
             if got != v.md5:

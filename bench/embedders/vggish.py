@@ -29,8 +29,6 @@ reference implementations return no embedding for them.
 from __future__ import annotations
 
 import logging
-import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,12 @@ import torch
 from torch import nn
 
 from bench.audio import AudioSpec
-from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve, search_dirs
+from bench.checkpoints import (
+    CheckpointSpec,
+    CheckpointUnavailable,
+    resolve,
+    torch_load_weights,
+)
 from bench.embedders.base import Embedder
 from bench.embedders.mel import VGGishLogMel, frame_examples
 
@@ -58,73 +61,6 @@ TF_WINDOW_SAMPLES, TF_STEP_SAMPLES = 16000, 8000
 
 FRAMINGS = ("vggish", "tf_fad")
 POSTPROCESS = ("none", "pca", "quantized")
-
-# -- weights files ------------------------------------------------------------------------------------
-
-_HUB_HASH = re.compile(r"-([a-f0-9]{8,64})\.")
-
-
-def hub_hash_prefix(filename: str) -> str | None:
-    """torch.hub's naming convention: ``name-<first hex digits of sha256>.ext`` -> the hex prefix."""
-    m = _HUB_HASH.search(filename)
-    return m.group(1) if m else None
-
-
-def check_hub_prefix(path: Path, sha256: str) -> None:
-    """Refuse a file whose name carries a torch.hub sha256 prefix that its content does not match."""
-    prefix = hub_hash_prefix(path.name)
-    if prefix and not sha256.startswith(prefix):
-        raise CheckpointUnavailable(
-            f"checkpoint {path} has sha256 {sha256[:16]}..., but its name promises a digest starting with "
-            f"{prefix} (torch.hub convention): the file is corrupt or not the published one; delete it and "
-            "download it again"
-        )
-
-
-def resolve_weights(
-    spec: CheckpointSpec, path: str | os.PathLike | None = None, extra_dirs: Sequence[Path] = ()
-) -> tuple[Path, str]:
-    """:func:`bench.checkpoints.resolve` plus ``extra_dirs`` (other tools' caches) searched after the
-    standard cache dirs and before a download. Returns ``(path, sha256)``."""
-    if not path and not (spec.env_var and os.environ.get(spec.env_var)):
-        std = [d / spec.filename for d in search_dirs()]
-        if not any(p.is_file() for p in std):
-            for d in extra_dirs:
-                cand = Path(d).expanduser() / spec.filename
-                if cand.is_file():
-                    return resolve(spec, cand)
-    return resolve(spec, path)
-
-
-def _numpy_safe_globals() -> list:
-    """numpy array/scalar reconstructors for ``torch.load(weights_only=True)`` (they build arrays only)."""
-    try:
-        from numpy._core import multiarray  # numpy >= 2
-    except ImportError:
-        from numpy.core import multiarray
-
-    out: list = [np.ndarray, np.dtype]
-    for name in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        out += [(multiarray._reconstruct, f"{name}._reconstruct"), (multiarray.scalar, f"{name}.scalar")]
-    dtypes = getattr(np, "dtypes", None)
-    if dtypes is not None:
-        out += [
-            getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType") and n not in ("ObjectDType", "VoidDType")
-        ]
-    return out
-
-
-def torch_load_weights(path: str | os.PathLike) -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU, also accepting numpy arrays/scalars inside
-    (the torchvggish PCA file and the PANN checkpoints hold some)."""
-    try:
-        if not hasattr(torch.serialization, "safe_globals"):  # torch < 2.5: tensors-only files still load
-            return torch.load(path, map_location="cpu", weights_only=True)
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for disallowed globals, RuntimeError for corrupt zips
-        raise CheckpointUnavailable(f"cannot load weights from {path} with weights_only=True: {exc}") from exc
-
 
 def as_tensor(x: Any) -> torch.Tensor:
     return (
@@ -269,8 +205,7 @@ class VGGishEmbedder(Embedder):
             env_var="GENAUDIO_BENCH_VGGISH",
             config_key=f"{config_key}.checkpoint",
         )
-        self.checkpoint_path, self.checkpoint_sha256 = resolve_weights(spec, checkpoint)
-        check_hub_prefix(self.checkpoint_path, self.checkpoint_sha256)
+        self.checkpoint_path, self.checkpoint_sha256 = resolve(spec, checkpoint)
         with torch.device("meta"):  # no random init of 72M parameters that are overwritten anyway
             self.net = VGGishNet()
         self.net.load_state_dict(self._vggish_state(torch_load_weights(self.checkpoint_path)), strict=True, assign=True)
@@ -285,8 +220,7 @@ class VGGishEmbedder(Embedder):
                 env_var="GENAUDIO_BENCH_VGGISH_PCA",
                 config_key=f"{config_key}.pca_checkpoint",
             )
-            self.pca_path, self.pca_sha256 = resolve_weights(pspec, pca_checkpoint)
-            check_hub_prefix(self.pca_path, self.pca_sha256)
+            self.pca_path, self.pca_sha256 = resolve(pspec, pca_checkpoint)
             matrix, means = self._pca_params(torch_load_weights(self.pca_path), self.pca_path)
             self.pca_matrix, self.pca_means = matrix.to(self.device), means.to(self.device)
         self.frontend = VGGishLogMel().to(self.device)
@@ -402,9 +336,5 @@ __all__ = [
     "VGGISH_URL",
     "VGGishEmbedder",
     "VGGishNet",
-    "check_hub_prefix",
-    "hub_hash_prefix",
     "pca_postprocess",
-    "resolve_weights",
-    "torch_load_weights",
 ]

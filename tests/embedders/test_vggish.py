@@ -13,13 +13,12 @@ import torch
 from torch import nn
 
 from bench.audio import prepare
-from bench.checkpoints import CheckpointUnavailable
+from bench.checkpoints import CheckpointUnavailable, hub_hash_prefix
 from bench.embedders.mel import VGGishLogMel
 from bench.embedders.vggish import (
     PCA_URL,
     VGGISH_URL,
     VGGishEmbedder,
-    hub_hash_prefix,
     log_mel_examples,
     tf_fad_normalize,
 )
