@@ -64,16 +64,11 @@ def audio_preview(path: str | Path, seconds: float = PREVIEW_SECONDS, sr: int = 
     Returns ``(bytes, mime type)``; raises :class:`bench.audio.AudioError` for unreadable files.
     """
     import soundfile as sf
-    from scipy.signal import resample_poly
 
-    from bench.audio import mixdown, read_audio
+    from bench.audio import mixdown, read_audio, resample
 
     x, sr_in = read_audio(path, max_seconds=seconds)
-    y = mixdown(x, "mean").astype(np.float64)
-    if sr_in != sr:
-        g = math.gcd(int(sr_in), int(sr))
-        y = resample_poly(y, sr // g, sr_in // g)
-    y = np.clip(y, -1.0, 1.0).astype(np.float32)
+    y = np.clip(resample(mixdown(x, "mean"), sr_in, sr), -1.0, 1.0).astype(np.float32)
     buf = io.BytesIO()
     try:
         sf.write(buf, y, sr, format="OGG", subtype="VORBIS")
