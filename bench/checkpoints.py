@@ -78,6 +78,16 @@ def hub_hash_prefix(filename: str) -> str | None:
     return m.group(1) if m else None
 
 
+def hub_cache_dir() -> str | None:
+    """``$HF_HUB_CACHE`` or ``$HF_HOME/hub`` read now (huggingface_hub reads them once, at import);
+    None when neither is set (huggingface_hub's default, ``~/.cache/huggingface/hub``, applies)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
+
+
 def verify(path: Path, spec: CheckpointSpec) -> str:
     """sha256 of ``path``, checked against ``spec.sha256`` and against the digest prefix a torch.hub-style
     file name promises (``vggish-10086976.pth``). Returns the digest."""

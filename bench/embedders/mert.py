@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from bench.audio import AudioSpec
-from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve, search_dirs
+from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, hub_cache_dir, resolve, search_dirs
 from bench.embedders.base import Embedder, EmbedderUnavailable, window_batch
 
 log = logging.getLogger(__name__)
@@ -210,9 +210,7 @@ def load_state(path: Path) -> dict[str, Any]:
 
 def hf_cached(repo: str, filename: str) -> Path | None:
     """A file from the Hugging Face hub cache (``$HF_HUB_CACHE`` or ``$HF_HOME/hub``), if present."""
-    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME", os.path.join(Path.home(), ".cache", "huggingface")), "hub"
-    )
+    hub = hub_cache_dir() or str(Path.home() / ".cache" / "huggingface" / "hub")
     snaps = Path(hub).expanduser() / f"models--{repo.replace('/', '--')}" / "snapshots"
     if not snaps.is_dir():
         return None

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bench.cache import sha256_file
-from bench.checkpoints import is_offline
+from bench.checkpoints import hub_cache_dir, is_offline
 from bench.embedders.base import resolve_device
 from bench.models.base import Model, ModelUnavailable
 
@@ -64,15 +64,6 @@ def how_to_provide(model_id: str, revision: str | None, config_key: str, env_var
     if env_var:
         ways.append(f"or export {env_var}=/path/to/saved/model")
     return f"weights of {model_id}{rev} are not available offline{note}: " + "; ".join(ways)
-
-
-def hub_cache_dir() -> str | None:
-    """``$HF_HUB_CACHE`` or ``$HF_HOME/hub`` read now (huggingface_hub reads them once, at import)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return str(Path(os.environ["HF_HOME"]) / "hub")
-    return None
 
 
 def _commit_of(path: Path) -> str | None:
