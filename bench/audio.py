@@ -45,7 +45,7 @@ _EXT_FORMATS = {
     ".au": ("AU",),
 }
 MONO_METHODS = ("mean", "first", "none")
-RESAMPLERS = ("torchaudio_sinc", "torchaudio_kaiser_best", "resampy_kaiser_best")
+RESAMPLERS = ("torchaudio_sinc", "torchaudio_kaiser_best", "resampy_kaiser_best", "kaiser_best_polyphase")
 #: peak below this (-80 dBFS) counts as near-silent
 SILENCE_PEAK = 1e-4
 #: frames decoded per block when mixing down long multi-channel files
@@ -65,7 +65,9 @@ class AudioSpec:
     resampler: "torchaudio_sinc" (torchaudio.functional.resample, sinc_interp_hann, 6 zero
         crossings, rolloff 0.99), "torchaudio_kaiser_best" (kaiser window, 64 zero crossings,
         rolloff 0.9475937167399596, beta 14.769656459379492, as librosa's kaiser_best),
-        or "resampy_kaiser_best" (resampy, what the VGGish/TF-FAD reference front ends use).
+        "resampy_kaiser_best" (resampy, what the VGGish/TF-FAD reference front ends use), or
+        "kaiser_best_polyphase" (resampy's kaiser_best taps applied in polyphase form by
+        :mod:`bench.polyphase`: within 1e-6 of resampy, 5-20x faster; see docs/throughput.md).
     normalize: None, "peak" (scale to peak 1), or "rms:-20" (scale to -20 dBFS RMS).
     min_duration_s / max_duration_s: shorter files are an error; longer ones are cut to
         ``max_duration_s`` (a warning in errors.csv; ``max_duration_s=None`` keeps everything).
@@ -228,6 +230,10 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, method: str = "torchaudio_s
     """Resample along axis 0. ``x`` is ``(samples,)`` or ``(samples, channels)`` float32."""
     if sr_in == sr_out:
         return x.astype(np.float32, copy=False)
+    if method == "kaiser_best_polyphase":
+        from bench.polyphase import resample_kaiser_best
+
+        return resample_kaiser_best(x, sr_in, sr_out).astype(np.float32)
     if method == "resampy_kaiser_best":
         import resampy
 
@@ -251,7 +257,7 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, method: str = "torchaudio_s
         )
     else:
         raise ValueError(
-            f"unknown resampler {method!r}; choose torchaudio_sinc, torchaudio_kaiser_best or resampy_kaiser_best"
+            f"unknown resampler {method!r}; choose one of {', '.join(RESAMPLERS)}"
         )
     y = y.numpy()
     return np.ascontiguousarray(y.T if x.ndim == 2 else y[0])
@@ -361,6 +367,88 @@ def load_audio_report(path: str | Path, spec: AudioSpec) -> LoadedAudio:
     if note := silence_note(x):
         notes.append(note)
     return LoadedAudio(_finish(x, sr, spec), sr, str(info.format), notes)
+
+
+def _spec_frames(spec: AudioSpec, sr: int, frames: int) -> int:
+    """Frames of a ``frames``-long file that ``spec`` uses (``max_duration_s`` cap)."""
+    if spec.max_duration_s is None:
+        return frames
+    return min(frames, int(math.ceil(spec.max_duration_s * sr)))
+
+
+def _decode_signals(path: Path, info, frames: int, methods: set[str]) -> dict[str, np.ndarray]:
+    """The first ``frames`` frames of ``path`` mixed down by every method in ``methods`` (decoded once).
+
+    Values are those :func:`load_audio_report` produces for each method (mixdown is per frame, so
+    reading more frames and slicing gives the same samples).
+    """
+    if info.channels > 1 and "none" not in methods:
+        out = {m: np.empty(frames, dtype=np.float32) for m in methods}
+        pos = 0
+        try:
+            with sf.SoundFile(str(path)) as f:
+                while pos < frames:
+                    block = f.read(min(_BLOCK, frames - pos), dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        break
+                    for m in methods:
+                        out[m][pos : pos + block.shape[0]] = mixdown(block, m)
+                    pos += block.shape[0]
+        except Exception as exc:
+            raise AudioError(f"cannot decode ({type(exc).__name__}: {exc})") from exc
+        if pos == 0:
+            raise AudioError("empty audio (0 samples)")
+        return {m: a[:pos] for m, a in out.items()}
+    try:
+        x, _ = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(f"cannot decode ({type(exc).__name__}: {exc})") from exc
+    if x.size == 0:
+        raise AudioError("empty audio (0 samples)")
+    return {m: (x if m == "none" else mixdown(x, m)) for m in methods}
+
+
+def load_audio_multi(path: str | Path, specs: list[AudioSpec]) -> list[LoadedAudio | AudioError]:
+    """:func:`load_audio_report` for several specs at once: the file is decoded once (each mono method
+    once, up to the longest ``max_duration_s``), and resampled once per (mono, length, rate, resampler).
+
+    Returns, per spec, the same :class:`LoadedAudio` (bit for bit) as ``load_audio_report(path, spec)``
+    or the :class:`AudioError` it would raise. Other exceptions propagate.
+    """
+    path = Path(path)
+    try:
+        info = _info(path)
+    except AudioError as exc:
+        return [exc] * len(specs)
+    sr, total = int(info.samplerate), int(info.frames)
+    frames = max(_spec_frames(s, sr, total) for s in specs)
+    try:
+        signals = _decode_signals(path, info, frames, {s.mono for s in specs})
+    except AudioError as exc:
+        return [exc] * len(specs)
+    resampled: dict[tuple, np.ndarray] = {}
+    out: list[LoadedAudio | AudioError] = []
+    for spec in specs:
+        n = _spec_frames(spec, sr, total)
+        x = signals[spec.mono][:n]
+        notes = [f"truncated to {spec.max_duration_s:g} s (file is {total / sr:.1f} s)"] if n < total else []
+        try:
+            check_waveform(x, sr, spec)
+        except AudioError as exc:
+            out.append(exc)
+            continue
+        if note := silence_note(x):
+            notes.append(note)
+        key = (spec.mono, x.shape[0], spec.sample_rate, spec.resampler)
+        if key not in resampled:
+            resampled[key] = resample(x, sr, spec.sample_rate, spec.resampler)
+        y = normalize(resampled[key], spec.normalize)
+        if spec.pad_to_s is not None:
+            m = int(round(spec.pad_to_s * spec.sample_rate))
+            if y.shape[0] < m:
+                y = np.pad(y, [(0, m - y.shape[0])] + [(0, 0)] * (y.ndim - 1))
+        out.append(LoadedAudio(np.ascontiguousarray(y, dtype=np.float32), sr, str(info.format), notes))
+    return out
 
 
 def load_audio(path: str | Path, spec: AudioSpec) -> np.ndarray:

@@ -39,6 +39,7 @@ TOP_LEVEL_KEYS = {
     "shard",
     "report_formats",
     "prepare_demo",
+    "embed_io",
     "hydra",
 }
 UNAVAILABLE_ERRORS = (EmbedderUnavailable, CheckpointUnavailable, ModelUnavailable, ImportError)

@@ -44,8 +44,8 @@ from bench.config import (
     validate,
 )
 from bench.config import instantiate_option as _instantiate
-from bench.embedding import EmbeddingLoader, embedding_key, file_digest
-from bench.embedding import embed_files as _embed_files
+from bench.embedding import EmbeddingLoader, EmbedIO, embedding_key, file_digest
+from bench.embedding import embed_all as _embed_all
 from bench.errors import ConfigError, ErrorLog
 from bench.manifest import package_versions as _versions
 from bench.metrics.base import Metric, prompt_of
@@ -174,7 +174,8 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
     keep = _shard_keep(int(shard["index"]), int(shard["count"]))
     progress = bool(cfg.get("progress", True))
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    config_hash = stable_hash({k: v for k, v in resolved.items() if k not in ("progress", "hydra")}, 12)
+    # embed_io (workers, prefetch, batching) changes speed, not values: not part of the run's identity
+    config_hash = stable_hash({k: v for k, v in resolved.items() if k not in ("progress", "hydra", "embed_io")}, 12)
     # multirun jobs live in <sweep dir>/<job number>: prefix the run name so merged boards stay readable
     run_id = rdir.name if rdir.name == safe_id(cfg.run_name) else f"{safe_id(cfg.run_name)}-{rdir.name}"
     log.info("run %s (config %s) -> %s", run_id, config_hash, rdir)
@@ -186,6 +187,10 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
             prepare()
 
     with _timer(st.timings, "setup"):
+        try:
+            embed_io = EmbedIO.from_config(cfg.get("embed_io"))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"embed_io: {exc}") from exc
         prompt_sets = {k: _instantiate("prompts", k, v) for k, v in (cfg.get("prompts") or {}).items()}
         for k, ps in prompt_sets.items():
             if not isinstance(ps, PromptSet):
@@ -220,21 +225,19 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
     paired = {k: _paired_items(ps, keep) for k, ps in prompt_sets.items()}
     if "embed" in stages or "score" in stages:
         with _timer(st.timings, "embed"):
-            for e in embedders.values():
-                if e.obj is None:
-                    continue
-                files: dict[str, list[tuple[str, str, str]]] = {}  # path -> [(owner, set, item)]
-                for (mk, pk), items in st.audio.items():
-                    for iid, p in items.items():
-                        files.setdefault(str(p), []).append((mk, pk, iid))
-                for rk, ref in refs.items():
-                    for iid, p in ref.items.items():
-                        if keep is None or keep(iid):
-                            files.setdefault(str(p), []).append(("reference", rk, iid))
-                for pk, items in paired.items():
-                    for iid, p in items.items():
-                        files.setdefault(str(p), []).append(("paired", pk, iid))
-                _embed_files(st, e.key, e.obj, files, progress, compute="embed" in stages)
+            files: dict[str, list[tuple[str, str, str]]] = {}  # path -> [(owner, set, item)]
+            for (mk, pk), items in st.audio.items():
+                for iid, p in items.items():
+                    files.setdefault(str(p), []).append((mk, pk, iid))
+            for rk, ref in refs.items():
+                for iid, p in ref.items.items():
+                    if keep is None or keep(iid):
+                        files.setdefault(str(p), []).append(("reference", rk, iid))
+            for pk, items in paired.items():
+                for iid, p in items.items():
+                    files.setdefault(str(p), []).append(("paired", pk, iid))
+            ready = [(e.key, e.obj) for e in embedders.values() if e.obj is not None]
+            _embed_all(st, ready, files, progress, compute="embed" in stages, io=embed_io)
 
     # 3. score
     rows: list[dict[str, Any]] = []
