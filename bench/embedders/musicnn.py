@@ -12,7 +12,8 @@ Preprocessing (``musicnn/extractor.py`` + ``configuration.py``):
 
 - audio at 16 kHz, mono. ``librosa.load(sr=16000)`` resampled with resampy ``kaiser_best`` in the
   librosa 0.6/0.7 era in which the models were trained and released, so the default
-  :class:`AudioSpec` uses ``resampler="resampy_kaiser_best"`` (librosa >= 0.10 would use soxr_hq).
+  :class:`AudioSpec` uses resampy kaiser_best (``resampler="kaiser_best_polyphase"``, the same taps in polyphase
+  form; librosa >= 0.10 would use soxr_hq).
 - ``librosa.feature.melspectrogram``: n_fft 512, hop 256, periodic Hann, ``center=True``; padding
   is ``reflect`` (librosa < 0.10 default, what training used), power 2, 96 Slaney mel bands 0-8 kHz
   with Slaney area normalisation.
@@ -407,7 +408,7 @@ class MusicnnEmbedder(Embedder):
     """
 
     name = "musicnn"
-    default_audio = AudioSpec(sample_rate=SR, mono="mean", resampler="resampy_kaiser_best")
+    default_audio = AudioSpec(sample_rate=SR, mono="mean", resampler="kaiser_best_polyphase")
 
     def __init__(
         self,

@@ -312,7 +312,7 @@ class OpenL3Embedder(Embedder):
     """
 
     name = "openl3"
-    default_audio = AudioSpec(sample_rate=SAMPLE_RATE, resampler="resampy_kaiser_best")
+    default_audio = AudioSpec(sample_rate=SAMPLE_RATE, resampler="kaiser_best_polyphase")
 
     def __init__(
         self,

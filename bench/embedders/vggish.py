@@ -168,7 +168,7 @@ class VGGishEmbedder(Embedder):
     """
 
     name = "vggish"
-    default_audio = AudioSpec(sample_rate=16000, mono="mean", resampler="resampy_kaiser_best")
+    default_audio = AudioSpec(sample_rate=16000, mono="mean", resampler="kaiser_best_polyphase")
 
     def __init__(
         self,

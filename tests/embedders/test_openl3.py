@@ -232,4 +232,4 @@ def test_hydra_config_instantiates(weights):
     cfg.openl3.channels = 2
     emb = hydra_utils.instantiate(cfg.openl3)
     assert isinstance(emb, OpenL3Embedder) and emb.channels == 2 and emb.audio.mono == "none"
-    assert emb.audio.resampler == "resampy_kaiser_best" and emb.hop_size == 0.5
+    assert emb.audio.resampler == "kaiser_best_polyphase" and emb.hop_size == 0.5
