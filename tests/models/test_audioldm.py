@@ -186,3 +186,15 @@ def test_offline_without_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     with pytest.raises(ModelUnavailable, match=r"cvssp/audioldm2.*model\.audioldm2\.local_path"):
         AudioLDM2Model(device="cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["audioldm", "audioldm2"])
+def test_generates_on_cuda(kind, request):
+    path = request.getfixturevalue(f"tiny_{kind}")
+    cls = AudioLDMModel if kind == "audioldm" else AudioLDM2Model
+    m = cls(local_path=str(path), device="cuda", duration_s=0.016, num_inference_steps=2, batch_size=2, seed=1)
+    a, b = m.generate(P, [5, 6])
+    assert a.shape == b.shape == (256,) and a.dtype == np.float32 and np.all(np.isfinite(a))
+    (b_alone,) = m.generate(P[1:], [6])
+    np.testing.assert_allclose(b_alone, b, atol=1e-2)

@@ -156,3 +156,12 @@ def test_offline_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
         MusicGenModel(device="cpu")
     with pytest.raises(ModelUnavailable, match="not a folder"):
         MusicGenModel(local_path=str(tmp_path / "nope"))
+
+
+@pytest.mark.gpu
+def test_generates_on_cuda(tiny_musicgen):
+    m = make(tiny_musicgen, device="cuda")
+    a, b = m.generate(P, [11, 22])
+    assert a.dtype == np.float32 and a.shape == (round(0.1 * SR),) and np.all(np.isfinite(a)) and np.all(np.isfinite(b))
+    (a_again,) = m.generate(P[:1], [11])
+    np.testing.assert_allclose(a_again, a, atol=1e-2)

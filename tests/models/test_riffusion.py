@@ -162,3 +162,14 @@ def test_adapter_generates_seeded_audio(tiny_riffusion, tmp_path):
     out = m.gather(prompts, tmp_path / "riff", errors, "s", progress=False)
     assert sorted(out) == ["p1", "p2"] and not errors.rows
     assert sf.info(str(out["p1"])).samplerate == 44100
+
+
+@pytest.mark.gpu
+def test_adapter_generates_on_cuda(tiny_riffusion):
+    kw = dict(duration_s=0.5, num_inference_steps=2, height=64, width="auto", spectrogram={"num_griffin_lim_iters": 4})
+    m = RiffusionModel(local_path=str(tiny_riffusion), device="cuda", **kw)
+    prompts = [Prompt("p1", "jazz piano"), Prompt("p2", "techno beat")]
+    a, b = m.generate(prompts, [1, 2])
+    assert a.shape == b.shape == (22050,) and np.all(np.isfinite(a))
+    (b_alone,) = m.generate(prompts[1:], [2])
+    np.testing.assert_allclose(b_alone, b, atol=1e-2)

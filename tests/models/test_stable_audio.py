@@ -123,3 +123,12 @@ def test_scheduler_needing_a_missing_package(tiny_stable_audio, tmp_path):
     )
     (w,) = m.generate(P[:1], [1])
     assert w.shape == (6, 2) and type(m.load().scheduler).__name__ == "EDMDPMSolverMultistepScheduler"
+
+
+@pytest.mark.gpu
+def test_generates_on_cuda(tiny_stable_audio):
+    m = StableAudioOpenModel(local_path=str(tiny_stable_audio), device="cuda", duration_s=0.015, num_inference_steps=2)
+    a, b = m.generate(P, [1, 2])
+    assert a.shape == (6, 2) and a.dtype == np.float32 and np.all(np.isfinite(a))
+    (b_alone,) = m.generate(P[1:], [2])
+    np.testing.assert_allclose(b_alone, b, atol=1e-2)
