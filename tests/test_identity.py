@@ -89,7 +89,7 @@ class _Toy(BootstrapMetric):
 
 def test_param_names_follow_kwargs_chain_and_unstored_args_are_refused():
     assert init_params(_Toy) == (["alpha", "chunk", "forgotten", "n_bootstrap", "ci", "ci_method"], False)
-    with pytest.raises(TypeError, match="'forgotten'.*self.forgotten"):
+    with pytest.raises(TypeError, match=r"'forgotten'.*self\.forgotten"):
         _Toy().params()
 
 
