@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from bench.report import significance as sig
-from bench.report.leaderboard import WIDE_EXCLUDED_EXTRAS, column_name
-from bench.report.merge import CELL6, Merged, load_run, merge_runs
+from bench.report.leaderboard import CELL6, WIDE_EXCLUDED_EXTRAS, column_name
+from bench.report.merge import Merged, load_run, merge_runs
 
 log = logging.getLogger(__name__)
 
