@@ -1,6 +1,6 @@
 """The run: gather audio -> embed (cached per file) -> score (cached per cell) -> leaderboard.
 
-``run(cfg)`` takes the resolved Hydra config (see ``configs/config.yaml``) and writes into the run
+``run(cfg)`` takes the resolved Hydra config (see ``bench/configs/config.yaml``) and writes into the run
 directory:
 
 - ``audio/<model>/<prompt set>/*.wav``     generated audio (resumable)

@@ -54,6 +54,6 @@ def _group_index(folder: Path) -> dict[str, Option]:
 
 def index(group: str) -> dict[str, Option]:
     """The options of a config group (``"metric"``, ``"embedder"``, ``"model"``...), by key."""
-    from bench.config import CONFIG_DIR
+    from bench.resources import CONFIG_DIR
 
     return dict(_group_index(Path(CONFIG_DIR) / group))

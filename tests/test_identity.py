@@ -13,7 +13,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from bench.config import CONFIG_DIR
+from bench.resources import CONFIG_DIR
 from bench.embedders.base import EmbedderUnavailable
 from bench.identity import Configured, init_params
 from bench.metrics.base import BootstrapMetric, Metric, MetricInput, MetricResult

@@ -1,6 +1,6 @@
 """Metrics: pure functions on embeddings / probabilities plus thin pipeline wrappers.
 
-The metrics that exist are the option files ``configs/metric/*.yaml`` (:mod:`bench.registry`).
+The metrics that exist are the option files ``bench/configs/metric/*.yaml`` (:mod:`bench.registry`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 
 def registry() -> dict[str, str]:
-    """Config key -> wrapper class path, read from ``configs/metric/*.yaml``."""
+    """Config key -> wrapper class path, read from ``bench/configs/metric/*.yaml``."""
     from bench.registry import index
 
     return {k: o.target for k, o in index("metric").items()}

@@ -20,7 +20,7 @@ from bench.prompts import Prompt, PromptSet
 
 LICENSE = "MIT (AudioCaps captions, Kim et al. 2019); the AudioCaps README restricts use to academic research"
 HOW_TO = (
-    "The repository ships datasets/audiocaps/audiocaps-test.csv; otherwise download test.csv from "
+    "The package ships bench/datasets/audiocaps/audiocaps-test.csv; otherwise download test.csv from "
     "https://github.com/cdjkim/audiocaps/tree/master/dataset and set prompts.<key>.path."
 )
 

@@ -27,7 +27,7 @@ REFINED_LICENSE = "refined prompts: MIT (fadtk, Microsoft; generated with an Ope
 SPLITS = ("all", "eval", "train", "balanced")
 TEXTS = ("caption", "refined", "aspects")
 HOW_TO = (
-    "The repository ships datasets/musiccaps/musiccaps-public.csv; otherwise download musiccaps-public.csv "
+    "The package ships bench/datasets/musiccaps/musiccaps-public.csv; otherwise download musiccaps-public.csv "
     "from https://www.kaggle.com/datasets/googleai/musiccaps and set prompts.<key>.path."
 )
 
@@ -95,7 +95,7 @@ def load(
             rp = require_file(
                 refined_path,
                 "MusicCaps refined prompts",
-                "Set refined_path to datasets/musiccaps/musiccaps-refined-fadtk.csv.",
+                "Set refined_path to bench/datasets/musiccaps/musiccaps-refined-fadtk.csv (shipped in the package).",
             )
             refined = {str(r["ytid"]): r.get("openai_refine", "") for r in read_table(rp)}
             for r in rows:

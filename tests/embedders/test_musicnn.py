@@ -357,7 +357,7 @@ def test_hydra_config_instantiates(key: str, model: str) -> None:
     omegaconf = pytest.importorskip("omegaconf")
     hydra_utils = pytest.importorskip("hydra.utils")
     cfg = omegaconf.OmegaConf.create(
-        {"device": "cpu", "batch_size": 2, "embedder": omegaconf.OmegaConf.load(REPO / f"configs/embedder/{key}.yaml")}
+        {"device": "cpu", "batch_size": 2, "embedder": omegaconf.OmegaConf.load(REPO / f"bench/configs/embedder/{key}.yaml")}
     )
     emb = hydra_utils.instantiate(cfg.embedder[key])
     assert isinstance(emb, MusicnnEmbedder)

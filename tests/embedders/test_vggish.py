@@ -285,7 +285,7 @@ def test_wrong_layout_is_refused(tmp_path):
         VGGishEmbedder(checkpoint=str(p), device="cpu")
 
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "embedder"
+CONFIGS = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
 
 
 @pytest.mark.parametrize("key", ["vggish", "vggish_tf", "vggish_pca"])

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from bench.prompt_sets.audiocaps import load
 
-CSV = Path(__file__).resolve().parents[2] / "datasets" / "audiocaps" / "audiocaps-test.csv"
+CSV = Path(__file__).resolve().parents[2] / "bench" / "datasets" / "audiocaps" / "audiocaps-test.csv"
 
 
 @pytest.fixture(scope="module")

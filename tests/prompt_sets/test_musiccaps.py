@@ -13,8 +13,8 @@ import soundfile as sf
 from bench.prompt_sets.musiccaps import load
 
 REPO = Path(__file__).resolve().parents[2]
-CSV = REPO / "datasets" / "musiccaps" / "musiccaps-public.csv"
-REFINED = REPO / "datasets" / "musiccaps" / "musiccaps-refined-fadtk.csv"
+CSV = REPO / "bench" / "datasets" / "musiccaps" / "musiccaps-public.csv"
+REFINED = REPO / "bench" / "datasets" / "musiccaps" / "musiccaps-refined-fadtk.csv"
 SHARED_OPENAI = REPO.parent / "shared" / "data" / "prompts" / "musiccaps-public-openai.csv"
 
 
