@@ -13,11 +13,11 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from bench.resources import CONFIG_DIR
 from bench.embedders.base import EmbedderUnavailable
 from bench.identity import Configured, init_params
 from bench.metrics.base import BootstrapMetric, Metric, MetricInput, MetricResult
 from bench.metrics.clap_score import CLAPScore
+from bench.resources import CONFIG_DIR
 
 PINNED = {
     ("metric", "fad"): "fad-1e80460d415d",
