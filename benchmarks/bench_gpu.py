@@ -9,7 +9,7 @@ throughput does not depend on the weight values). For each embedder:
 
 - **model-only**: the clips already decoded, mixed down and resampled in memory; timed
   ``embed_batch`` calls of ``--batch-size`` clips (front end + network + device transfers), after a warm-up.
-- **end-to-end**: the embed stage (:func:`bench.embedding.embed_all`) from the files into an empty cache:
+- **end-to-end**: the embed stage (:func:`bench.stages.embed.embed_all`) from the files into an empty cache:
   hashing, decode, mixdown, resampling in ``--workers`` threads with prefetch, batches of
   ``--batch-size`` x ``--seconds`` seconds of audio (``embed_io.batch_audio_s``), cache writes.
 - **legacy end-to-end** (``--legacy-files``, a subset): the previous sequential path, for the ratio.
@@ -46,8 +46,8 @@ import random_embedders  # noqa: E402
 
 from bench.audio import load_audio_report  # noqa: E402
 from bench.cache import ArrayCache  # noqa: E402
-from bench.embedding import EmbedIO, embed_all  # noqa: E402
 from bench.errors import ErrorLog  # noqa: E402
+from bench.stages.embed import EmbedIO, embed_all  # noqa: E402
 
 
 def synth_clip(rng: np.random.Generator, sr: int, seconds: float) -> np.ndarray:

@@ -102,9 +102,9 @@ def phase(args) -> dict[str, Any]:
 
     from bench.audio import load_audio_report
     from bench.cache import ArrayCache
-    from bench.embedding import EmbedIO, embed_all
     from bench.errors import ErrorLog
     from bench.pipeline import RunState
+    from bench.stages.embed import EmbedIO, embed_all
 
     tmp = Path(args.tmp)
     paths = [Path(p) for p in json.loads(Path(args.paths_file).read_text())]
@@ -185,7 +185,7 @@ def _duration(p: Path) -> float:
 def compare(before: dict[str, Any], after: dict[str, Any], paths: list[Path]) -> dict[str, float]:
     """Max abs difference of the embeddings per embedder between two phases' caches."""
     from bench.cache import ArrayCache, stable_hash
-    from bench.embedding import file_digest
+    from bench.stages.embed import file_digest
 
     out = {}
     for name in before["embedders"]:
@@ -256,7 +256,7 @@ def main() -> None:
         print(json.dumps(phase(args)))
         return
 
-    from bench.embedding import default_num_workers
+    from bench.stages.embed import default_num_workers
 
     t_start = time.perf_counter()
     rows: list[dict[str, Any]] = []

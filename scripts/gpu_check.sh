@@ -76,7 +76,7 @@ for m in ("torch", "torchaudio", "numpy", "scipy", "transformers", "diffusers", 
         print(f"{m:13s} MISSING ({type(exc).__name__}: {exc})")
 import torch
 print("cuda available", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
-for m in ("bench.pipeline", "bench.embedding", "bench.polyphase", "bench.embedders.vggish", "bench.embedders.clap",
+for m in ("bench.pipeline", "bench.stages.embed", "bench.polyphase", "bench.embedders.vggish", "bench.embedders.clap",
           "bench.embedders.musicnn", "bench.embedders.encodec", "bench.embedders.mert", "bench.models.hf"):
     try:
         importlib.import_module(m)

@@ -44,8 +44,8 @@ from bench.checkpoints import (
     resolve,
     torch_load_weights,
 )
-from bench.embedders.base import Embedder
-from bench.embedders.mel import VGGishLogMel, frame_examples
+from bench.embedders.base import Embedder, host_to_device
+from bench.embedders.frontends import VGGishLogMel, frame_examples
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,10 @@ class VGGishEmbedder(Embedder):
     name = "vggish"
     default_audio = AudioSpec(sample_rate=16000, mono="mean", resampler="kaiser_best_polyphase")
 
+    non_value_params = (*Embedder.non_value_params, "max_examples_per_pass")
+    #: the PCA file matters only with postprocessing on; then its digest is ``pca_sha256``
+    param_aliases = {"checkpoint": "checkpoint_sha256", "pca_checkpoint": "pca_sha256"}
+
     def __init__(
         self,
         checkpoint: str | None = None,
@@ -255,18 +259,13 @@ class VGGishEmbedder(Embedder):
         return matrix, means
 
     # -- identity --------------------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         p = {
-            **super().params(),
             "checkpoint_sha256": self.checkpoint_sha256,
             "frontend": VGGishLogMel.params(),
             "example_frames": EXAMPLE_FRAMES,
             "framing": self.framing,
             "hop_s": 0.5 if self.framing == "tf_fad" else 0.96,
-            "peak_normalize": self.peak_normalize,
-            "pad_short": self.pad_short,
-            "relu": self.relu,
-            "postprocess": self.postprocess,
         }
         if self.postprocess != "none":
             p["pca_sha256"] = self.pca_sha256
@@ -287,7 +286,7 @@ class VGGishEmbedder(Embedder):
         need = min_samples(self.framing)
         if self.pad_short and wav.shape[0] < need:
             wav = np.pad(wav, (0, need - wav.shape[0]))
-        x = torch.from_numpy(np.ascontiguousarray(wav)).to(self.device)
+        x = host_to_device(wav, self.device)
         if x.shape[0] < VGGishLogMel.win_length:
             return torch.zeros((0, EXAMPLE_FRAMES, VGGishLogMel.n_mels), dtype=torch.float64, device=self.device)
         return log_mel_examples(x, self.frontend, self.framing)

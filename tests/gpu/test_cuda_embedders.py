@@ -19,9 +19,9 @@ import random_embedders  # noqa: E402
 
 from bench.cache import ArrayCache  # noqa: E402
 from bench.embedders.base import EmbedderUnavailable  # noqa: E402
-from bench.embedding import EmbedIO, embed_all  # noqa: E402
 from bench.errors import ErrorLog  # noqa: E402
 from bench.pipeline import RunState  # noqa: E402
+from bench.stages.embed import EmbedIO, embed_all  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 

@@ -1,4 +1,4 @@
-"""The pipelined embed stage (bench.embedding.embed_all) against the legacy sequential path: the same cache
+"""The pipelined embed stage (bench.stages.embed.embed_all) against the legacy sequential path: the same cache
 entries bit for bit, the same error rows and keys, whatever the worker count, executor or batching;
 decode once per file across embedders; bounded waiting memory."""
 
@@ -15,9 +15,9 @@ import bench.audio as audio_mod
 from bench.audio import AudioError, AudioSpec, load_audio_multi, load_audio_report
 from bench.cache import ArrayCache
 from bench.embedders.base import Embedder
-from bench.embedding import EmbedIO, embed_all
 from bench.errors import ErrorLog
 from bench.pipeline import RunState
+from bench.stages.embed import EmbedIO, embed_all
 
 
 class StatsEmbedder(Embedder):
