@@ -2,7 +2,7 @@
 # GPU check for genaudio-bench, for a machine with an NVIDIA GPU and no network (docs/throughput.md).
 #
 #   bash scripts/gpu_check.sh                      # on the GPU machine, from anywhere
-#   DEVICE=cpu GPU_CHECK_FILES=8 bash scripts/gpu_check.sh   # dry run on a CPU machine
+#   DEVICE=cpu GPU_CHECK_FILES=8 GPU_CHECK_EMBEDDERS=vggish bash scripts/gpu_check.sh   # dry run on a CPU machine
 #
 # 1. installs the Python packages the machine lacks from wheels carried in .whl/ (no index, no deps) into
 #    /tmp/site and puts it first on PYTHONPATH; .whl/musicnn/MSD_musicnn (if carried) gives musicnn its weights;
@@ -10,7 +10,7 @@
 # 3. runs the embedder throughput benchmark on $DEVICE (benchmarks/bench_gpu.py: model-only vs end-to-end
 #    embed stage for VGGish and CLAP at batch 32, random-init official architectures, GPU utilisation);
 # 4. runs the GPU-marked tests (pytest -m gpu).
-# Every part is guarded by a timeout and never stops the script; the whole run stays under 6 minutes.
+# Every part is guarded by a timeout and never stops the script; worst case about 6 minutes (typically 3-4).
 # Results: benchmarks/results/gpu_check.log, bench_gpu.{json,md}, gpu_tests.xml, and copies in $OUT if set.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -19,6 +19,7 @@ DEVICE=${DEVICE:-cuda}
 FILES=${GPU_CHECK_FILES:-256}
 LEGACY_FILES=${GPU_CHECK_LEGACY_FILES:-64}
 SECONDS_PER_FILE=${GPU_CHECK_SECONDS:-10}
+EMBEDDERS=${GPU_CHECK_EMBEDDERS:-vggish,clap}
 PY=${PYTHON:-python3}
 RES=$ROOT/benchmarks/results
 mkdir -p "$RES"
@@ -46,11 +47,11 @@ shopt -s nullglob
 WHEELS=("$ROOT"/.whl/*.whl)
 if ((${#WHEELS[@]})); then
     say "installing ${#WHEELS[@]} wheels into $SITE"
-    if ! timeout 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    if ! timeout 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target "$SITE" "${WHEELS[@]}" >>"$LOG" 2>&1; then
         say "bulk install failed; installing one by one"
         for w in "${WHEELS[@]}"; do
-            timeout 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            timeout 20 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
                 --target "$SITE" "$w" >>"$LOG" 2>&1 || say "could not install $(basename "$w")"
         done
     fi
@@ -64,7 +65,7 @@ if [ -d "$ROOT/.whl/musicnn" ]; then export GENAUDIO_BENCH_MUSICNN_DIR=$ROOT/.wh
 if command -v nvidia-smi >/dev/null; then
     run 20 nvidia-smi nvidia-smi --query-gpu=name,driver_version,memory.total,utilization.gpu --format=csv
 fi
-run 60 environment "$PY" - <<'EOF'
+run 30 environment "$PY" - <<'EOF'
 import importlib, os, platform, sys
 print("python", platform.python_version(), sys.executable, "cores", os.cpu_count())
 for m in ("torch", "torchaudio", "numpy", "scipy", "transformers", "diffusers", "soundfile", "resampy", "hydra",
@@ -86,13 +87,13 @@ for m in ("bench.pipeline", "bench.stages.embed", "bench.polyphase", "bench.embe
 EOF
 
 # -- 3. throughput: model-only vs end-to-end ---------------------------------------------------------------
-run 170 "throughput benchmark" "$PY" benchmarks/bench_gpu.py --device "$DEVICE" --embedders vggish,clap \
+run 150 "throughput benchmark" "$PY" benchmarks/bench_gpu.py --device "$DEVICE" --embedders "$EMBEDDERS" \
     --files "$FILES" --legacy-files "$LEGACY_FILES" --seconds "$SECONDS_PER_FILE" --batch-size 32 --out-dir "$RES"
 
 # -- 4. GPU-marked tests ----------------------------------------------------------------------------------
 XDIST=()
 if "$PY" -c "import xdist" 2>/dev/null && [ "$DEVICE" != cpu ]; then XDIST=(-n 4); fi
-run 150 "gpu tests" "$PY" -m pytest -m gpu tests -q -rs -p no:cacheprovider --timeout 120 "${XDIST[@]}" \
+run 120 "gpu tests" "$PY" -m pytest -m gpu tests -q -rs -p no:cacheprovider --timeout 100 "${XDIST[@]}" \
     --junitxml "$RES/gpu_tests.xml" --durations 15
 
 say "done in $(($(date +%s) - T0)) s"
