@@ -88,11 +88,11 @@ def main() -> None:
     ap.add_argument("--mert-code", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests/embedders/golden")
     args = ap.parse_args()
+    import fadtk
     import soundfile as sf
     import torch
     import transformers
 
-    import fadtk
     from bench.audio import resample
 
     with tempfile.TemporaryDirectory() as tmp:
