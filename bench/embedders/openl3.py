@@ -385,6 +385,7 @@ class OpenL3Embedder(Embedder):
             "hop_size": self.hop_size,
             "center": self.center,
             "frontend": self.frontend,
+            "spectrogram_dtype": "float64",  # since issue #12 (float32 before): keys caches apart
             "channels": self.channels,
             "weights_sha256": self.weights_sha256,
         }
