@@ -175,14 +175,17 @@ def clap_windows(
     A clip of at most ``win`` samples is one window, filled with ``filling`` (laion_clap's short-clip rule).
     Longer clips give the full windows starting at ``0, hop, 2*hop, ...``; if at least ``min_tail`` samples
     remain uncovered, ``tail`` adds "fill" (the segment from the next hop to the end, filled), "end" (the last
-    ``win`` samples) or nothing ("drop").
+    ``win`` samples) or nothing ("drop"). ``tail="all"`` instead starts a window at every hop before the end of
+    the clip, short ones filled (fadtk's ``clap-laion-*`` models: 1-s hop, ``filling="pad"``).
     """
     if not 0 < hop <= win:
         raise ValueError(f"hop must be in (0, {win}] samples, got {hop}")
-    if tail not in ("fill", "end", "drop"):
-        raise ValueError(f"unknown tail {tail!r}; choose fill, end or drop")
+    if tail not in ("fill", "end", "drop", "all"):
+        raise ValueError(f"unknown tail {tail!r}; choose fill, end, drop or all")
     wav = np.asarray(wav, dtype=np.float32)
     n = len(wav)
+    if tail == "all":
+        return np.stack([fill(wav[s : s + win], win, filling) for s in range(0, max(n, 1), hop)])
     if n <= win:
         return fill(wav, win, filling)[None]
     starts = list(range(0, n - win + 1, hop))
@@ -360,7 +363,8 @@ class ClapEmbedder(Embedder):
         checkpoint: explicit path to the weights (else env var / cache dirs / download).
         tokenizer: folder (or hub id) of the roberta-base tokenizer for :meth:`embed_text`.
         hop_s: window hop in seconds (window is always 10 s).
-        tail: what to do with audio after the last full window: "fill", "end" or "drop" (see module doc).
+        tail: what to do with audio after the last full window: "fill", "end" or "drop" (see module doc); "all":
+            a window at every hop up to the end of the clip (fadtk's windowing).
         filling: laion_clap ``data_filling`` for windows shorter than 10 s: "repeatpad", "pad" or "repeat".
         min_tail_s: tails shorter than this are dropped (a clip always keeps at least one window).
         long_audio: "windows" or, for fusion variants, "fusion" (default for them; one embedding per clip).
