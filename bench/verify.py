@@ -144,10 +144,18 @@ def song_id(clip: str | Path) -> str:
 
 
 # -- the quantities ---------------------------------------------------------------------------------------
-def pcm16_roundtrip(x: np.ndarray) -> np.ndarray:
-    """fadtk's intermediate WAV: float -> 16-bit PCM as libsndfile writes it (``round(x * 32767)``, clipped)
-    -> read back as ``int16 / 32768`` (``ModelLoader.load_wav``)."""
-    q = np.clip(np.rint(np.asarray(x, dtype=np.float64) * 32767.0), -32768, 32767)
+def pcm16_roundtrip(x: np.ndarray, sample_rate: int = 48000) -> np.ndarray:
+    """fadtk's intermediate file (``load_audio``: ``torchaudio.save(..., encoding="PCM_S", bits_per_sample=16)``
+    with the soundfile backend, then ``ModelLoader.load_wav``: ``int16 / 32768``), done in memory with
+    libsndfile so its own float -> int16 conversion (scaling, rounding, clipping) applies."""
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(x, dtype=np.float32), sample_rate, subtype="PCM_16", format="WAV")
+    buf.seek(0)
+    q, _ = sf.read(buf, dtype="int16")
     return (q / 32768.0).astype(np.float32)
 
 
@@ -233,7 +241,7 @@ def embed_clips(embedder, clips: Iterable[Path]) -> list[np.ndarray]:
 
     out = []
     for clip in clips:
-        wav = pcm16_roundtrip(load_audio(clip, embedder.audio))
+        wav = pcm16_roundtrip(load_audio(clip, embedder.audio), embedder.audio.sample_rate)
         out.append(np.asarray(embedder.embed_batch([wav])[0]["emb"], dtype=np.float64))
     return out
 
