@@ -113,26 +113,35 @@ class ClapVariant:
     amodel: str  # laion_clap model config: HTSAT-tiny (630k) or HTSAT-base (music)
     fusion: bool
     config_key: str  # our Hydra config (configs/embedder/<config_key>.yaml)
+    sha256: str | None = None  # Hugging Face LFS sha256 of the file (None: not found published)
 
     def spec(self) -> CheckpointSpec:
         env = "GENAUDIO_BENCH_" + self.config_key.upper() + "_CKPT"
         return CheckpointSpec(
             filename=self.filename,
             url=HF_BASE + self.filename,
-            sha256=None,  # not published; the digest in use is recorded in the manifest
+            sha256=self.sha256,
+            source="Hugging Face LFS sha256 of lukewys/laion_clap" if self.sha256 else None,
             env_var=env,
             config_key=f"embedder.{self.config_key}.checkpoint",
         )
 
 
 VARIANTS: dict[str, ClapVariant] = {
-    "630k-audioset": ClapVariant("630k-audioset-best.pt", "HTSAT-tiny", False, "clap"),
+    "630k-audioset": ClapVariant(
+        "630k-audioset-best.pt", "HTSAT-tiny", False, "clap",
+        sha256="8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
+    ),
     "630k-audioset-fusion": ClapVariant("630k-audioset-fusion-best.pt", "HTSAT-tiny", True, "clap_fusion"),
     "630k": ClapVariant("630k-best.pt", "HTSAT-tiny", False, "clap_630k"),
     "630k-fusion": ClapVariant("630k-fusion-best.pt", "HTSAT-tiny", True, "clap_630k_fusion"),
-    "music": ClapVariant("music_audioset_epoch_15_esc_90.14.pt", "HTSAT-base", False, "clap_music"),
+    "music": ClapVariant(
+        "music_audioset_epoch_15_esc_90.14.pt", "HTSAT-base", False, "clap_music",
+        sha256="fae3e9c087f2909c28a09dc31c8dfcdacbc42ba44c70e972b58c1bd1caf6dedd",
+    ),
     "music_speech": ClapVariant(
-        "music_speech_audioset_epoch_15_esc_89.98.pt", "HTSAT-base", False, "clap_music_speech"
+        "music_speech_audioset_epoch_15_esc_89.98.pt", "HTSAT-base", False, "clap_music_speech",
+        sha256="51c68f12f9d7ea25fdaaccf741ec7f81e93ee594455410f3bca4f47f88d8e006",
     ),
 }
 

@@ -67,6 +67,11 @@ VARIANTS: dict[str, str] = {
     "MERT-v1-95M": "m-a-p/MERT-v1-95M",
     "MERT-v1-330M": "m-a-p/MERT-v1-330M",
 }
+#: variant -> Hugging Face LFS sha256 of the released ``pytorch_model.bin``
+WEIGHTS_SHA256: dict[str, str] = {
+    "MERT-v1-95M": "a2b8b747f72c06e0595aeae41ae5473f4364938c6b39b2c58be38c48e6bd3fcd",
+    "MERT-v1-330M": "0c03774d821a6ad972cb48220b128a10ebea2c790116bd0fd35e5a013f8017f6",
+}
 HF_RESOLVE = "https://huggingface.co/{repo}/resolve/main/{file}"
 #: Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm epsilon
 NORM_EPS = 1e-7
@@ -289,6 +294,9 @@ class MERTEmbedder(Embedder):
             "weights": CheckpointSpec(
                 filename=f"{self.variant}.pytorch_model.bin",
                 url=HF_RESOLVE.format(repo=repo, file="pytorch_model.bin"),
+                sha256=WEIGHTS_SHA256.get(self.variant),
+                source=f"Hugging Face LFS sha256 of {repo} pytorch_model.bin",
+                hub_aliases=("pytorch_model.bin",),
                 env_var=f"{env}_WEIGHTS",
                 config_key="embedder.mert.weights_path",
             ),
