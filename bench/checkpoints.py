@@ -129,21 +129,59 @@ def check_of(path: str | os.PathLike) -> str:
     return _CHECKS.get(str(path), "")
 
 
+DIGEST_CACHE_FILE = "digests.json"
+
+
 @functools.lru_cache(maxsize=64)
 def _digests(path: str, size: int, mtime_ns: int, md5: bool) -> tuple[str, str | None]:
+    import json
+
+    from bench.cache import atomic_write_bytes
+
+    cache = bench_home() / "checkpoints" / DIGEST_CACHE_FILE
+    key = f"{path}|{size}|{mtime_ns}"
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
+    except (OSError, ValueError):
+        known = {}
+    hit = known.get(key)
+    if hit and (not md5 or hit.get("md5")):
+        return hit["sha256"], hit.get("md5")
     h, m = hashlib.sha256(), (hashlib.md5(usedforsecurity=False) if md5 else None)
     with open(path, "rb") as fh:
         while block := fh.read(1 << 22):
             h.update(block)
             if m is not None:
                 m.update(block)
-    return h.hexdigest(), (m.hexdigest() if m is not None else None)
+    out = (h.hexdigest(), (m.hexdigest() if m is not None else None))
+    if size >= 1 << 24:  # remember digests of large files (>= 16 MiB) across runs
+        try:
+            from filelock import FileLock
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(cache) + ".lock"):
+                known = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
+                known[key] = {"sha256": out[0], **({"md5": out[1]} if out[1] else {})}
+                atomic_write_bytes(cache, json.dumps(known, indent=1, sort_keys=True).encode("utf-8"))
+        except (OSError, ValueError):
+            pass
+    return out
 
 
 def file_digests(path: str | os.PathLike, md5: bool = False) -> tuple[str, str | None]:
-    """``(sha256, md5 or None)`` of a file, computed once per (path, size, mtime) in this process."""
-    st = os.stat(path)
-    return _digests(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, md5)
+    """``(sha256, md5 or None)`` of a file. Computed once per (real path, size, mtime): kept for the process
+    and, for files of 16 MiB or more, in ``$GENAUDIO_BENCH_HOME/checkpoints/digests.json``."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    return _digests(real, st.st_size, st.st_mtime_ns, md5)
+
+
+def with_checks(checkpoints: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """A backend's ``checkpoints()`` with each file's integrity check added (``"check"``; for the manifest)."""
+    return {
+        role: {**info, "check": info.get("check") or check_of(info.get("path", "")) or "not verified"}
+        for role, info in checkpoints.items()
+    }
 
 
 def _mismatch(path: Path, algo: str, expected: str, actual: str, what: str, spec: CheckpointSpec) -> CheckpointMismatch:

@@ -163,3 +163,24 @@ def test_bad_download_is_removed(home, monkeypatch):
     with pytest.raises(CheckpointMismatch, match=_sha(b"weights")):
         resolve(spec)
     assert not (home / "d.pt").exists()
+
+
+def test_hf_model_folder_blobs_are_verified_and_checks_reach_the_manifest(home, tmp_path):
+    from bench.checkpoints import with_checks
+    from bench.models.hf import weight_digests
+
+    data = b"diffusers weights"
+    snap, blobs = tmp_path / "snap", tmp_path / "blobs"
+    snap.mkdir()
+    blobs.mkdir()
+    (blobs / _sha(data)).write_bytes(data)
+    (snap / "model.safetensors").symlink_to(blobs / _sha(data))
+    got = with_checks(weight_digests(snap, "m"))
+    assert got["m/model.safetensors"]["sha256"] == _sha(data) and "blob name" in got["m/model.safetensors"]["check"]
+    (blobs / _sha(data)).write_bytes(b"half a download")
+    with pytest.raises(CheckpointMismatch, match=_sha(data)):
+        weight_digests(snap, "m")
+    spec = CheckpointSpec("x.pt")
+    (tmp_path / "x.pt").write_bytes(b"x")
+    path, digest = resolve(spec, tmp_path / "x.pt")
+    assert with_checks({"x": {"path": str(path), "sha256": digest}})["x"]["check"] == check_of(path) != ""

@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.cache import sha256_file
-from bench.checkpoints import hub_cache_dir, is_offline
+from bench.checkpoints import CheckpointMismatch, file_digests, hub_cache_dir, is_offline
 from bench.embedders.base import resolve_device
 from bench.models.base import Model, ModelUnavailable
 
@@ -141,8 +140,17 @@ def weight_digests(root: Path, role: str) -> dict[str, dict[str, str]]:
         if not f.name.endswith(WEIGHT_SUFFIXES) or not f.is_file():
             continue
         blob = Path(os.path.realpath(f))
-        digest = blob.name if _SHA256.match(blob.name) else sha256_file(f)
-        out[f"{role}/{f.relative_to(root).as_posix()}"] = {"path": str(f), "sha256": digest}
+        digest = file_digests(f)[0]
+        if _SHA256.match(blob.name):  # Hugging Face cache: blobs/<sha256 of the LFS object>
+            if digest != blob.name:
+                raise CheckpointMismatch(
+                    f"checkpoint {f}: sha256 is {digest}, expected {blob.name} (the Hugging Face cache names the "
+                    "blob by its sha256): the download is corrupt; delete that blob and download it again"
+                )
+            check = "sha256 = its Hugging Face cache blob name (the LFS sha256 the Hub publishes)"
+        else:
+            check = "local model folder: sha256 recorded, not verified (no published digest is known here)"
+        out[f"{role}/{f.relative_to(root).as_posix()}"] = {"path": str(f), "sha256": digest, "check": check}
     return out
 
 
@@ -259,6 +267,7 @@ class HFModel(Model):
     def load(self) -> Any:
         """Load the network once (subclasses implement :meth:`_load`)."""
         if self._loaded is None:
+            self.checkpoints()  # integrity first (Hugging Face cache blobs must match their sha256 names)
             try:
                 self._loaded = self._load()
             except (OSError, ValueError) as exc:
