@@ -9,7 +9,7 @@ all clips (``score``). fadtk's own check (``fadtk/test/__main__.py``) passes a m
 ``max |ours - published| / mean(ours) < 5 %``; that is the pass mark here.
 
 For each fadtk model with a genaudio-bench counterpart (:data:`FADTK_MODELS`) the embedder is built from
-its config (``configs/embedder/<name>.yaml``) with fadtk's windowing/layer as overrides, the clips go
+its config (``bench/configs/embedder/<name>.yaml``) with fadtk's windowing/layer as overrides, the clips go
 through our audio loader (mono mean, torchaudio kaiser-best resampling, as fadtk's ``load_audio``) and
 fadtk's 16-bit WAV round trip (:func:`pcm16_roundtrip`), then our embedder and our per-sample FAD
 (:meth:`bench.metrics.fad.RefGaussian.distance_frames`). Embedders whose weights cannot be resolved are
@@ -50,7 +50,7 @@ class FadtkModel:
     """A fadtk model and the genaudio-bench embedder configured the same way.
 
     fadtk: fadtk's model name (the key in fma_pop.npz; column ``FAD_<name with - as _>_fma_pop``).
-    embedder: our config option (``configs/embedder/<embedder>.yaml``).
+    embedder: our config option (``bench/configs/embedder/<embedder>.yaml``).
     overrides: constructor arguments that give fadtk's windowing / layer / preprocessing.
     """
 

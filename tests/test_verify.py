@@ -3,7 +3,7 @@
 - the shipped copy of fadtk's ``samples_FAD_scores.csv`` (equal to the installed wheel's) and its parsing;
 - fadtk's FMA-Pop statistics file;
 - the per-song FAD definition: our numbers against fadtk's OWN ``calc_embd_statistics`` /
-  ``calc_frechet_distance`` (its source compiled from the installed wheel, see ``bench.metrics.peers``) on the
+  ``calc_frechet_distance`` (its source compiled from the installed wheel, see ``benchmarks.peers``) on the
   same embeddings (real fadtk clips through our loader and a VGGish with random weights);
 - fadtk's 16-bit WAV step against libsndfile's actual PCM_16 write/read;
 - the comparison at fadtk's tolerance, the report files, and the "not checked" listing of every
@@ -24,8 +24,8 @@ import torch
 
 from bench import verify as V
 from bench.embedders.clap import clap_windows
-from bench.metrics.peers import _extract_function, _module_file
 from bench.metrics.stats import GaussianStats, stats_keys
+from benchmarks.peers import _extract_function, _module_file
 
 
 @pytest.fixture(scope="module")
