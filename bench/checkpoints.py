@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import pickle
 import re
 import urllib.request
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +92,20 @@ class CheckpointSpec:
         ways.append(f"place it at {bench_home() / 'checkpoints' / self.filename}")
         src = f" (published at {self.url})" if self.url else ""
         return f"checkpoint {self.filename}{src} is not available: " + "; or ".join(ways)
+
+
+def renamed_argument(checkpoint: Any, old_value: Any, old_name: str, where: str) -> Any:
+    """``checkpoint`` is the one name for "where the weights are" in every backend; ``old_name`` (``weights_path``,
+    ``checkpoint_dir``, ``local_path``) is a deprecated alias: accepted with a warning, refused next to
+    ``checkpoint``. ``where``: the config node (``embedder.passt``) for the messages."""
+    if old_value is None:
+        return checkpoint
+    if checkpoint is not None:
+        raise ValueError(f"{where}: give the weights as {where}.checkpoint only ({old_name} is its old name)")
+    msg = f"{where}.{old_name} is deprecated: use {where}.checkpoint (same meaning)"
+    warnings.warn(msg, FutureWarning, stacklevel=3)
+    logging.getLogger(__name__).warning(msg)
+    return old_value
 
 
 def search_dirs() -> list[Path]:

@@ -184,3 +184,38 @@ def test_hf_model_folder_blobs_are_verified_and_checks_reach_the_manifest(home, 
     (tmp_path / "x.pt").write_bytes(b"x")
     path, digest = resolve(spec, tmp_path / "x.pt")
     assert with_checks({"x": {"path": str(path), "sha256": digest}})["x"]["check"] == check_of(path) != ""
+
+
+OLD_NAMES = ("weights_path", "checkpoint_dir", "local_path")
+
+
+def test_one_config_name_for_the_weights():
+    """Every embedder / model option that loads weights takes ``checkpoint``; the old names are gone from the
+    shipped configs (they remain accepted, deprecated, by the constructors)."""
+    from omegaconf import OmegaConf
+
+    from bench.config import accepted_params, locate_target
+    from bench.resources import CONFIG_DIR
+
+    with_weights = 0
+    for group in ("embedder", "model"):
+        for f in sorted((CONFIG_DIR / group).glob("*.yaml")):
+            for key, node in OmegaConf.load(f).items():
+                if not hasattr(node, "get") or "_target_" not in node:
+                    continue
+                assert not set(OLD_NAMES) & set(node.keys()), f"{f.name}: use checkpoint"
+                params, _ = accepted_params(locate_target(node["_target_"]))
+                if any(n in params for n in OLD_NAMES) or "checkpoint" in node:
+                    with_weights += 1
+                    assert "checkpoint" in node and "checkpoint" in params, f"{f.name} ({key})"
+    assert with_weights >= 20
+
+
+def test_old_weight_argument_names_are_deprecated_aliases(tmp_path):
+    from bench.checkpoints import renamed_argument
+
+    with pytest.warns(FutureWarning, match=r"embedder\.passt\.weights_path is deprecated: use embedder\.passt\.checkpoint"):
+        assert renamed_argument(None, "/w.pt", "weights_path", "embedder.passt") == "/w.pt"
+    assert renamed_argument("/new.pt", None, "weights_path", "embedder.passt") == "/new.pt"
+    with pytest.raises(ValueError, match=r"embedder\.passt\.checkpoint only"):
+        renamed_argument("/new.pt", "/old.pt", "weights_path", "embedder.passt")
