@@ -219,3 +219,21 @@ def test_old_weight_argument_names_are_deprecated_aliases(tmp_path):
     assert renamed_argument("/new.pt", None, "weights_path", "embedder.passt") == "/new.pt"
     with pytest.raises(ValueError, match=r"embedder\.passt\.checkpoint only"):
         renamed_argument("/new.pt", "/old.pt", "weights_path", "embedder.passt")
+
+
+def test_docs_table_lists_every_pinned_digest():
+    """docs/checkpoints.md is the user's answer to "which checkpoint gets which check": every digest pinned
+    in the code is in it (and the table's published names are the code's)."""
+    from pathlib import Path
+
+    from bench.embedders import aisfx, clap, encodec, mert, musicnn, pann, passt, vggish
+
+    doc = (Path(__file__).parents[1] / "docs" / "checkpoints.md").read_text(encoding="utf-8")
+    pins = [v.sha256 for v in clap.VARIANTS.values() if v.sha256] + list(mert.WEIGHTS_SHA256.values())
+    pins += [v.md5 for v in pann.VARIANTS.values()] + [aisfx.CHECKPOINT_SHA256]
+    assert all(p and p in doc for p in pins)
+    names = [v.filename for v in clap.VARIANTS.values()] + [v.filename for v in pann.VARIANTS.values()]
+    names += [v.filename for v in encodec.VARIANTS.values()] + [Path(passt.PASST_URL).name]
+    names += [Path(vggish.VGGISH_URL).name, Path(vggish.PCA_URL).name]
+    assert all(n in doc for n in names), [n for n in names if n not in doc]
+    assert all(m in doc for m in ("musicnn", "openl3")) and len(musicnn.MODELS) == 4
