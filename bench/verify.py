@@ -175,7 +175,8 @@ def per_song_fad(frames: Sequence[np.ndarray], mu: np.ndarray, cov: np.ndarray) 
 
 @dataclass
 class ModelResult:
-    """Ours vs published for one fadtk model. ``status``: "pass", "fail", "not checked" or "no backend"."""
+    """Ours vs published for one fadtk model. ``status``: "pass", "fail", "error" (could not compute),
+    "not checked" (weights not found) or "no backend"."""
 
     fadtk: str
     embedder: str
@@ -285,13 +286,20 @@ def verify(
             results.append(ModelResult(m.fadtk, m.embedder, "not checked", str(exc), published=pub))
             say(f"{m.fadtk}: not checked ({str(exc).splitlines()[0][:160]})")
             continue
+        except ConfigError as exc:
+            results.append(ModelResult(m.fadtk, m.embedder, "error", str(exc), published=pub))
+            continue
         say(f"{m.fadtk}: embedding {len(data.clips)} clips with {m.embedder}")
         key = (m.embedder, getattr(emb, "id", id(emb)))
-        if key not in frames_by_embedder:
-            frames_by_embedder[key] = embed_clips(emb, data.clips)
-        frames = frames_by_embedder[key]
-        ref = GaussianStats.load_npz(data.stats, m.fadtk)
-        per, pooled = per_song_fad(frames, ref.mu, ref.cov)
+        try:
+            if key not in frames_by_embedder:
+                frames_by_embedder[key] = embed_clips(emb, data.clips)
+            frames = frames_by_embedder[key]
+            ref = GaussianStats.load_npz(data.stats, m.fadtk)
+            per, pooled = per_song_fad(frames, ref.mu, ref.cov)
+        except Exception as exc:  # one model's failure (audio, memory, shapes) is reported, the others still run
+            results.append(ModelResult(m.fadtk, m.embedder, "error", f"{type(exc).__name__}: {exc}", published=pub))
+            continue
         ours = {song_id(c): float(v) for c, v in zip(data.clips, per, strict=True)}
         ours[ALL_ROW] = pooled
         results.append(compare(m, ours, pub))
@@ -374,10 +382,10 @@ def console_table(results: Sequence[ModelResult]) -> str:
     lines = [f"{'fadtk model':<18} {'embedder':<12} {'published':>10} {'ours':>10} {'max rel':>9}  result"]
     how: dict[str, str] = {}
     for row in summary_rows(results):
-        mark = {"pass": "PASS", "fail": "FAIL"}.get(row["status"], row["status"])
+        mark = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}.get(row["status"], row["status"])
         if row["status"] == "not checked" and row["embedder"]:
             how.setdefault(row["embedder"], row["note"])
-        tail = f"  ({row['note']})" if row["status"] in ("pass", "fail", "no backend") else ""
+        tail = f"  ({row['note']})" if row["status"] in ("pass", "fail", "error", "no backend") else ""
         lines.append(
             f"{row['fadtk_model']:<18} {row['embedder'] or '-':<12} {_fmt(row['published_all']):>10} "
             f"{_fmt(row['ours_all']):>10} {_fmt(row['max_rel_diff'], True):>9}  {mark}{tail}"
@@ -393,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``bench verify [--out DIR] [--models a,b] [--device cpu] [--checkpoint NAME=PATH ...]``.
 
     Exit code 0 when every checked model passes (models without weights do not fail the run), 1 when one
-    fails, 2 for usage errors.
+    fails or cannot be computed, 2 for usage errors.
     """
     import argparse
     import sys
@@ -430,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(console_table(results))
     paths = write_report(results, args.out)
     print(f"\nwritten: {paths['markdown']}, {paths['summary']}, {paths['per_song']}")
-    return 1 if any(r.status == "fail" for r in results) else 0
+    return 1 if any(r.status in ("fail", "error") for r in results) else 0
 
 
 __all__ = [

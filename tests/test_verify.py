@@ -179,3 +179,24 @@ def test_cli_exit_codes(fadtk, empty_caches, capsys, tmp_path):
     assert V.main(["--models", "encodec-emb", "--out", str(tmp_path / "o"), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "encodec-emb" in out and "not checked" in out and (tmp_path / "o" / "verify.md").is_file()
+
+
+def test_a_failing_model_is_reported_and_the_rest_still_run(fadtk):
+    from bench.audio import AudioSpec
+    from bench.checkpoints import CheckpointUnavailable
+
+    class Broken:
+        audio = AudioSpec(sample_rate=16000)
+
+        def embed_batch(self, wavs):
+            raise RuntimeError("out of memory")
+
+    def factory(m):
+        if m.fadtk == "vggish":
+            return Broken()
+        raise CheckpointUnavailable(f"no weights for {m.embedder}")
+
+    res = V.verify(V.FADTK_MODELS[:2], data=V.FadtkData(fadtk.clips[:1], fadtk.stats), factory=factory)
+    assert [r.status for r in res[:2]] == ["error", "not checked"]
+    assert "out of memory" in res[0].note and "no weights for encodec" in res[1].note
+    assert "ERROR" in V.console_table(res)
