@@ -450,6 +450,11 @@ class MusicnnEmbedder(Embedder):
         self.checkpoint_dir = find_checkpoint(model, checkpoint)
         data_path = self.checkpoint_dir / DATA_FILE
         self.sha256 = sha256_file(data_path)
+        self.check = (
+            "sha256 pinned (the file in the musicnn==0.1.0 wheel)"
+            if verify_sha256
+            else "sha256 recorded, not verified (verify_sha256=false)"
+        )
         if verify_sha256 and self.sha256 != expected_sha:
             raise EmbedderUnavailable(
                 f"{data_path} has sha256 {self.sha256}, expected {expected_sha} (musicnn==0.1.0 {model}); "
@@ -498,7 +503,7 @@ class MusicnnEmbedder(Embedder):
         }
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
-        return {"musicnn": {"path": str(self.checkpoint_dir / DATA_FILE), "sha256": self.sha256}}
+        return {"musicnn": {"path": str(self.checkpoint_dir / DATA_FILE), "sha256": self.sha256, "check": self.check}}
 
     def patches(self, wav: np.ndarray) -> torch.Tensor:
         """``(samples,)`` float32 at 16 kHz -> log-mel patches ``(n_patches, n_frames, 96)`` on the device."""
