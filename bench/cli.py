@@ -5,6 +5,7 @@
     bench model=[oracle,noise] embedder=[musicnn] metric=[fad,kad]
     bench -m model=[synth],[noise]          # Hydra multirun sweep
     bench leaderboard results/a results/b   # merge runs into one board (bench.report.cli)
+    bench verify                            # reproduce fadtk's published FAD numbers (bench.verify)
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def main() -> None:
         from bench.report.cli import main as leaderboard_main
 
         sys.exit(leaderboard_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "verify":
+        from bench.verify import main as verify_main
+
+        sys.exit(verify_main(sys.argv[2:]))
     _hydra_main()
 
 
