@@ -83,7 +83,7 @@ def sensitivity_heatmap(summary: pd.DataFrame) -> bytes | None:
 
 
 def sensitivity_curves(levels: pd.DataFrame) -> bytes | None:
-    """One panel per degradation: z (paired-bootstrap effect size) vs severity, a line per metric@embedder."""
+    """One panel per degradation: z (change / bootstrap sd of the clean set) vs severity, a line per metric@embedder."""
     if levels.empty:
         return None
     degs = list(dict.fromkeys(levels["degradation"]))
@@ -120,7 +120,7 @@ def sensitivity_section(summary: pd.DataFrame, levels: pd.DataFrame, info: dict 
         f'<code>{esc(info.get("source", "?"))}</code> degraded at increasing severity and scored against '
         f'<code>{esc(info.get("reference", "?"))}</code>'
         + (f' ({esc(info["n_reference"])} other clips of the same set)' if info.get("n_reference") else "")
-        + ". Cell: z = (worse-oriented change at the top severity) / (sd of its paired-bootstrap replicates), "
+        + ". Cell: z = (worse-oriented change at the top severity) / (standard deviation of the metric's prompt-bootstrap replicates on the clean set), "
         "then Spearman ρ of severity vs. value. Verdict: sensitive (z ≥ "
         f'{esc(st.get("z_threshold", 2))}, ρ ≥ {esc(st.get("rho_threshold", 0.8))}), non-monotonic, blind '
         "(|z| below the threshold: the metric cannot tell this change from resampling noise), wrong direction "

@@ -16,9 +16,11 @@ Analysis (:func:`analyse`), per degradation x metric x embedder, with the value 
 severity ``s = 0..K`` (0 = clean) oriented so that larger = worse (``-v`` when higher is better):
 
 * ``rho``: Spearman rank correlation of ``(s, v_s)`` over the K+1 points (1 = monotonically worse);
-* ``z``: effect size at the top severity, ``(v_K - v_0) / sd_b(v_K^b - v_0^b)``, the difference
-  in units of its paired-bootstrap standard deviation (NaN when the metric gives no replicates);
-  ``z_s`` likewise for every severity (``sensitivity_levels.csv``);
+* ``z``: effect size at the top severity, ``(v_K - v_0) / sd_b(v_0^b)``: the change in units of the
+  metric's own bootstrap noise on the clean set (the standard deviation of its prompt-resampled
+  replicates; NaN when the metric gives no replicates). ``z_s`` likewise for every severity
+  (``sensitivity_levels.csv``). A metric that cannot see a change gets ``|z|`` near 0 however
+  small its noise;
 * ``verdict``: ``sensitive`` (z >= z_threshold and rho >= rho_threshold), ``sensitive,
   non-monotonic`` (z >= z_threshold, rho lower), ``wrong direction`` (z <= -z_threshold: the metric
   prefers the degraded audio), ``blind`` (|z| < z_threshold), ``no bootstrap`` (no replicates).
@@ -229,9 +231,9 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(spearmanr(x[ok], y[ok]).statistic)
 
 
-def effect_size(delta: float, diff_replicates: np.ndarray) -> tuple[float, float]:
-    """``(delta / sd, sd)`` with ``sd`` the standard deviation (ddof=1) of the paired-difference replicates."""
-    r = np.asarray(diff_replicates, dtype=np.float64)
+def effect_size(delta: float, replicates: np.ndarray) -> tuple[float, float]:
+    """``(delta / sd, sd)`` with ``sd`` the standard deviation (ddof=1) of the clean set's bootstrap replicates."""
+    r = np.asarray(replicates, dtype=np.float64)
     r = r[np.isfinite(r)]
     if r.size < 2:
         return math.nan, math.nan
@@ -284,10 +286,9 @@ def analyse(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 if r.model not in val:
                     continue
                 d = sign * (val[r.model] - val[CLEAN])
-                a, b = rep.get((r.model, emb, met)), rep.get((CLEAN, emb, met))
-                if a is not None and b is not None and r.severity > 0:
-                    common = a.index.intersection(b.index)
-                    z, sd = effect_size(d, sign * (a[common].to_numpy() - b[common].to_numpy()))
+                clean_reps = rep.get((CLEAN, emb, met))
+                if clean_reps is not None and r.severity > 0:
+                    z, sd = effect_size(d, clean_reps.to_numpy())
                 else:
                     z, sd = (math.nan, math.nan) if r.severity > 0 else (0.0, math.nan)
                 sev.append(r.severity)
