@@ -112,7 +112,7 @@ class ClapVariant:
     filename: str
     amodel: str  # laion_clap model config: HTSAT-tiny (630k) or HTSAT-base (music)
     fusion: bool
-    config_key: str  # our Hydra config (configs/embedder/<config_key>.yaml)
+    config_key: str  # our Hydra config (bench/configs/embedder/<config_key>.yaml)
 
     def spec(self) -> CheckpointSpec:
         env = "GENAUDIO_BENCH_" + self.config_key.upper() + "_CKPT"

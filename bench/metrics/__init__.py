@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-#: config key -> wrapper class (``configs/metric/<key>.yaml`` instantiates the same targets)
+#: config key -> wrapper class (``bench/configs/metric/<key>.yaml`` instantiates the same targets)
 REGISTRY: dict[str, str] = {
     "fad": "bench.metrics.fad.FAD",
     "fad_inf": "bench.metrics.fad.FADInf",

@@ -6,7 +6,7 @@ embedder x metric; stable, documented in README):
 =================  ==========================================================================
 run_id             run name (``results/<run_id>/``)
 config_hash        hash of the resolved run config
-model              model key (configs/model/<key>.yaml)
+model              model key (bench/configs/model/<key>.yaml)
 prompt_set         prompt-set key
 reference_set      reference-set key ("" for reference-free metrics)
 embedder           embedder key ("" for metrics that need none)

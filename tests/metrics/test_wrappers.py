@@ -16,7 +16,7 @@ from bench.metrics.kad import KAD, kad_replicates, kernel_audio_distance, median
 from bench.metrics.prdc import PRDC, prdc
 from bench.metrics.stats import GaussianStats
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "metric"
+CONFIGS = Path(__file__).resolve().parents[2] / "bench" / "configs" / "metric"
 
 
 def emb_set(name: str, emb: dict[str, np.ndarray]) -> EmbeddingSet:
