@@ -25,7 +25,7 @@ def compose(overrides: list[str] | None = None):
 
 
 def sensitivity(overrides: list[str] | None = None, run_dir: Any = None):
-    """``bench sensitivity OVERRIDES``: compose ``configs/sensitivity.yaml`` and run it; returns the run folder
+    """``bench sensitivity OVERRIDES``: compose ``bench/configs/sensitivity.yaml`` and run it; returns the run folder
     (``sensitivity.csv``, ``sensitivity.html``; see :mod:`bench.meta.sensitivity`)."""
     from bench.cli import compose as _compose
     from bench.meta.sensitivity import run_sensitivity

@@ -25,7 +25,7 @@ def _fail(prog: str, exc: BaseException, debug: bool) -> int:
 
 
 def sensitivity_main(argv: list[str]) -> int:
-    """``bench sensitivity OVERRIDES...``: compose ``configs/sensitivity.yaml`` with the overrides and run."""
+    """``bench sensitivity OVERRIDES...``: compose ``bench/configs/sensitivity.yaml`` with the overrides and run."""
     from bench.errors import ConfigError
 
     debug = "--debug" in argv

@@ -195,7 +195,7 @@ def build_run_config(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[s
 def run_sensitivity(cfg: DictConfig | dict, run_dir: str | Path | None = None) -> Path:
     """Python API of ``bench sensitivity``: run the degraded sets through the pipeline, then :func:`analyse`.
 
-    ``cfg``: a config composed with ``config_name="sensitivity"`` (see ``configs/sensitivity.yaml``).
+    ``cfg``: a config composed with ``config_name="sensitivity"`` (see ``bench/configs/sensitivity.yaml``).
     Returns the run folder.
     """
     from bench.pipeline import run, run_dir_for
