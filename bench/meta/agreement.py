@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.meta.columns import metric_rows
 from bench.metrics.base import prompt_of
 
 TABLE_COLUMNS = (
@@ -237,17 +238,12 @@ class MetricView:
     resampleable: bool
 
 
-def _bookkeeping(metric: str) -> bool:
-    from bench.report.leaderboard import WIDE_EXCLUDED_EXTRAS
-
-    return "." in metric and metric.split(".", 1)[1] in WIDE_EXCLUDED_EXTRAS
-
-
 def metric_views(long: pd.DataFrame, per_item: pd.DataFrame, systems: list[str], prompts: list[str]) -> list[MetricView]:
     """Every ok metric column of the runs that covers at least two of ``systems``."""
     sidx = {s: i for i, s in enumerate(systems)}
     pidx = {p: i for i, p in enumerate(prompts)}
-    long = long[(long["status"] == "ok") & long["model"].isin(sidx) & ~long["metric"].map(_bookkeeping)]
+    long = metric_rows(long)
+    long = long[long["model"].isin(sidx)]
     items_by: dict[tuple, pd.DataFrame] = {}
     if len(per_item):
         pi = per_item[per_item["model"].isin(sidx)].copy()

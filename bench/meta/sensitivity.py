@@ -45,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench.cache import atomic_write_json
 from bench.errors import ConfigError
 from bench.meta import degradations as D
+from bench.meta.columns import metric_rows
 
 log = logging.getLogger(__name__)
 
@@ -213,13 +214,6 @@ def run_sensitivity(cfg: DictConfig | dict, run_dir: str | Path | None = None) -
 
 
 # -- analysis --------------------------------------------------------------------------------
-def _bookkeeping(metric: str) -> bool:
-    """Extras that count things (``fad.n_frames``, ``kad.bandwidth``) rather than measure quality."""
-    from bench.report.leaderboard import WIDE_EXCLUDED_EXTRAS
-
-    return "." in metric and metric.split(".", 1)[1] in WIDE_EXCLUDED_EXTRAS
-
-
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman rho (average ranks for ties); NaN when either side is constant."""
     from scipy.stats import spearmanr
@@ -265,7 +259,7 @@ def analyse(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     info = json.loads((rdir / "sensitivity_design.json").read_text())
     s = info["settings"]
     long = read_long(rdir / "leaderboard_long.csv")
-    long = long[(long["status"] == "ok") & ~long["metric"].map(_bookkeeping)]
+    long = metric_rows(long)
     reps_path = rdir / "replicates.csv"
     reps = pd.read_csv(reps_path) if reps_path.is_file() else pd.DataFrame(columns=["model", "embedder", "metric",
                                                                                       "replicate", "value"])
