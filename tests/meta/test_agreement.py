@@ -89,10 +89,14 @@ def test_known_ordering_gives_perfect_and_reversed_agreement(tmp_path):
         ("oracle", "musicnn", "bad"): 0.1, ("synth", "musicnn", "bad"): 0.2, ("noise", "musicnn", "bad"): 0.9,
         # gets the top right, swaps the bottom two
         ("oracle", "musicnn", "half"): 0.9, ("synth", "musicnn", "half"): 0.1, ("noise", "musicnn", "half"): 0.2,
+        # an extra repeating its metric's value (like prdc.coverage when PRDC's value is coverage)
+        ("oracle", "musicnn", "half.copy"): 0.9, ("synth", "musicnn", "half.copy"): 0.1,
+        ("noise", "musicnn", "half.copy"): 0.2,
         ("oracle", "musicnn", "fad.n_frames"): 9, ("synth", "musicnn", "fad.n_frames"): 9,
         ("noise", "musicnn", "fad.n_frames"): 9,
     }
-    run = _write_run(tmp_path, "r1", values, {"fad": True, "bad": False, "half": False, "fad.n_frames": True})
+    run = _write_run(tmp_path, "r1", values, {"fad": True, "bad": False, "half": False, "half.copy": False,
+                                                   "fad.n_frames": True})
     prefs = _prefs(tmp_path / "prefs.csv")
     j = A.load_judgements(prefs)
     assert j.kind == "pairwise" and len(j.df) == 3 * len(PROMPTS)
@@ -100,6 +104,7 @@ def test_known_ordering_gives_perfect_and_reversed_agreement(tmp_path):
     table = A.run_agreement(prefs, [run], tmp_path / "out", n_bootstrap=50)
     sys_t = table[table["level"] == "system"].set_index("metric")
     assert "fad.n_frames" not in sys_t.index  # bookkeeping extras are not metrics
+    assert "half.copy" not in sys_t.index  # nor are copies of a metric's own value
     assert sys_t.loc["fad", ["pairwise_accuracy", "kendall_tau", "spearman_rho"]].tolist() == [1.0, 1.0, 1.0]
     assert sys_t.loc["bad", ["pairwise_accuracy", "kendall_tau", "spearman_rho"]].tolist() == [0.0, -1.0, -1.0]
     assert sys_t.loc["half", "pairwise_accuracy"] == pytest.approx(2 / 3)
