@@ -64,6 +64,7 @@ def _level(x) -> str:
 # -- sensitivity -------------------------------------------------------------------------------
 def sensitivity_heatmap(summary: pd.DataFrame) -> bytes | None:
     """z at the top severity, rows metric@embedder, columns degradation (clipped to +-10 for colour)."""
+    summary = summary[np.isfinite(summary["z"].astype(float))] if len(summary) else summary
     if summary.empty:
         return None
     s = summary.assign(label=summary["metric"] + "@" + summary["embedder"])
@@ -84,6 +85,11 @@ def sensitivity_heatmap(summary: pd.DataFrame) -> bytes | None:
 
 def sensitivity_curves(levels: pd.DataFrame) -> bytes | None:
     """One panel per degradation: z (change / bootstrap sd of the clean set) vs severity, a line per metric@embedder."""
+    if len(levels):  # metrics without bootstrap replicates have no z to draw
+        has_z = levels[levels["severity"] > 0].groupby(["metric", "embedder"])["z"].apply(
+            lambda z: bool(np.isfinite(z.astype(float)).any()))
+        keep = set(has_z[has_z].index)
+        levels = levels[[k in keep for k in zip(levels["metric"], levels["embedder"])]]
     if levels.empty:
         return None
     degs = list(dict.fromkeys(levels["degradation"]))
@@ -93,9 +99,10 @@ def sensitivity_curves(levels: pd.DataFrame) -> bytes | None:
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
     for ax, deg in zip(axes.ravel(), degs):
         d = levels[levels["degradation"] == deg]
-        for (met, emb), g in d.groupby(["metric", "embedder"], sort=True):
+        for i, ((met, emb), g) in enumerate(d.groupby(["metric", "embedder"], sort=True)):
             g = g.sort_values("severity")
-            ax.plot(g["severity"], np.clip(g["z"].astype(float), -50, 50), marker="o", ms=3, label=f"{met}@{emb}")
+            ax.plot(g["severity"], np.clip(g["z"].astype(float), -50, 50), marker="os^vD<>"[i // 10 % 7], ms=3,
+                    ls="-" if i < 10 else "--", label=f"{met}@{emb}")
         ticks = d.drop_duplicates("severity").sort_values("severity")
         ax.set_xticks(ticks["severity"], ["clean" if s == 0 else _level(lv) for s, lv in zip(ticks["severity"],
                                                                                               ticks["level"])])
