@@ -228,3 +228,20 @@ def test_cli_runs_and_fails_cleanly(tmp_path):
     assert bad.returncode == 2 and "--system-map" in bad.stderr and "Traceback" not in bad.stderr
     missing = _bench("agreement", "-j", str(tmp_path / "nope.csv"), str(run))
     assert missing.returncode == 2 and "nope.csv" in missing.stderr
+
+
+def test_on_a_real_pipeline_run(tmp_path, tiny_audio_dir, helpers, single_thread):
+    """A tiny oracle/synth/noise run (FAD@logmel orders them oracle < synth < noise) against listeners who
+    prefer oracle > synth > noise: FAD agrees perfectly at system level; per-sample FAD is scored per item."""
+    import bench
+
+    run = bench.run(helpers.tiny_run_config(tmp_path, tiny_audio_dir))
+    prompts = sorted(pd.read_csv(run / "per_item.csv")["item_id"].map(lambda i: i.split("#")[0]).unique())
+    prefs = _prefs(tmp_path / "prefs.csv", prompts=prompts)
+    table = bench.agreement(prefs, [run], tmp_path / "agreement", n_bootstrap=50)
+    fad = table[table["metric"] == "fad"].set_index("level")
+    assert fad.loc["system", ["pairwise_accuracy", "kendall_tau", "spearman_rho"]].tolist() == [1.0, 1.0, 1.0]
+    item = fad.loc["item"]
+    assert item["n"] == 3 * len(prompts) and 0.0 <= item["pairwise_accuracy"] <= 1.0
+    # per-sample FAD is not the mean of FAD: the system value is held fixed on resamples
+    assert fad.loc["system", "kendall_tau_low"] == fad.loc["system", "kendall_tau_high"] == 1.0
