@@ -122,3 +122,37 @@ def test_bad_settings_are_config_errors(tmp_path):
         S.run_sensitivity(_cfg(tmp_path, clips, "sensitivity.max_clips=3"))
     with pytest.raises(ConfigError, match="unknown sensitivity key"):
         S.run_sensitivity(_cfg(tmp_path, clips, "+sensitivity.sevrity=1"))
+
+
+def test_explicit_reference_set_degrades_every_source_clip(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    _clips(src, n=5)
+    _clips(other, n=4)
+    from bench.cli import compose
+
+    cfg = compose(_overrides(tmp_path, src, "reference=[folder,demo]", f"reference.demo.path={other}",
+                             "sensitivity.source=folder", "sensitivity.reference=demo"), config_name="sensitivity")
+    pcfg, info = S.build_run_config(cfg, tmp_path / "run")
+    assert info["n_degraded"] == 5 and info["n_reference"] is None and info["reference"] == "demo"
+    assert list(pcfg.reference) == ["demo"] and pcfg.reference.demo.path == str(other)
+    assert len(pd.read_csv(tmp_path / "run" / "sensitivity_clips.csv")) == 5
+    assert set(pcfg.model) == {"clean", "noise_1", "noise_2", "noise_3", "lowpass_1", "lowpass_2"}
+    assert pcfg.model.noise_3.level == -5 and pcfg.model.clean.degradation == "none"
+    with pytest.raises(ConfigError, match="another configured reference set"):
+        S.build_run_config(compose(_overrides(tmp_path, src, "sensitivity.reference=elsewhere"),
+                                   config_name="sensitivity"), tmp_path / "run2")
+
+
+def test_cli_reports_bad_input_with_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import sys; from bench.cli import main; sys.argv = ['bench', *sys.argv[1:]]; main()"
+    for args, needle in ((["sensitivity.only=[flanger]"], "flanger"), (["embedder=[vgish]"], "vgish")):
+        r = subprocess.run([sys.executable, "-c", code, "sensitivity", "prepare_demo=false", *args],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert needle in r.stderr and "Traceback" not in r.stderr
