@@ -115,7 +115,7 @@ def _split(ids: list[str], seed: int) -> tuple[list[str], list[str]]:
 
 def build_run_config(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[str, Any]]:
     """The pipeline config of a sensitivity run (writes the clip lists into ``run_dir``)."""
-    from bench.config import instantiate_option
+    from bench.config import instantiate_option, locate_target
 
     s = _settings(cfg.get("sensitivity"))
     base = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("sensitivity", "hydra")])
@@ -164,6 +164,13 @@ def build_run_config(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[s
         w.writerow(["id", "text", "reference"])
         w.writerows([[i, "", str(Path(src.items[i]).resolve())] for i in deg_ids])
     rows = design({k: list(v) for k, v in s["degradations"].items()})
+    metrics, skipped = {}, []
+    for k, node in (base.get("metric") or {}).items():  # text-audio metrics have no prompt text to compare with
+        if getattr(locate_target(str(node.get("_target_", ""))), "needs_text", False):
+            skipped.append(str(k))
+            log.warning("sensitivity: metric %s needs prompt texts, which degraded clips do not have; skipped", k)
+        else:
+            metrics[str(k)] = OmegaConf.to_container(node, resolve=True)
     models: dict[str, Any] = {}
     for r in rows:
         if r["model"] in models:
@@ -183,11 +190,12 @@ def build_run_config(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict[s
                                  "path": str(prompts_csv), "reference_column": "reference",
                                  "license": src.license, "source": f"clips of reference set {src_key}"}},
         "reference": ref_node,
+        "metric": metrics,
         "stages": ["gather", "embed", "score"],
         "prepare_demo": False,
     })
     info = {"settings": s, "source": src_key, "reference": next(iter(ref_node)), "n_reference": None,
-            "n_degraded": len(deg_ids), "design": rows}
+            "n_degraded": len(deg_ids), "skipped_metrics": skipped, "design": rows}
     if s["reference"] == "split":
         info["n_reference"] = len(ids) - len(deg_ids)
     return OmegaConf.create(out), info

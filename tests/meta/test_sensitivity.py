@@ -134,8 +134,10 @@ def test_explicit_reference_set_degrades_every_source_clip(tmp_path):
     from bench.cli import compose
 
     cfg = compose(_overrides(tmp_path, src, "reference=[folder,demo]", f"reference.demo.path={other}",
-                             "sensitivity.source=folder", "sensitivity.reference=demo"), config_name="sensitivity")
+                             "sensitivity.source=folder", "sensitivity.reference=demo", "metric=[fad,kad,clap_score]"),
+                  config_name="sensitivity")
     pcfg, info = S.build_run_config(cfg, tmp_path / "run")
+    assert list(pcfg.metric) == ["fad", "kad"] and info["skipped_metrics"] == ["clap_score"]  # no prompt texts
     assert info["n_degraded"] == 5 and info["n_reference"] is None and info["reference"] == "demo"
     assert list(pcfg.reference) == ["demo"] and pcfg.reference.demo.path == str(other)
     assert len(pd.read_csv(tmp_path / "run" / "sensitivity_clips.csv")) == 5
