@@ -245,3 +245,15 @@ def test_on_a_real_pipeline_run(tmp_path, tiny_audio_dir, helpers, single_thread
     assert item["n"] == 3 * len(prompts) and 0.0 <= item["pairwise_accuracy"] <= 1.0
     # per-sample FAD is not the mean of FAD: the system value is held fixed on resamples
     assert fad.loc["system", "kendall_tau_low"] == fad.loc["system", "kendall_tau_high"] == 1.0
+
+
+def test_system_map_renames_judged_systems(tmp_path):
+    values = {("oracle", "e", "fad"): 1.0, ("synth", "e", "fad"): 2.0, ("noise", "e", "fad"): 3.0}
+    run = _write_run(tmp_path, "r", values, {"fad": True})
+    prefs = _prefs(tmp_path / "prefs.csv", order=["Real", "SynthV1", "Noise"])
+    (tmp_path / "map.csv").write_text("system,model\nReal,oracle\nSynthV1,synth\nNoise,noise\n")
+    table = A.run_agreement(prefs, run, tmp_path / "o", n_bootstrap=5, system_map=tmp_path / "map.csv")
+    assert table.set_index("level").loc["system", "kendall_tau"] == 1.0
+    (tmp_path / "bad.csv").write_text("name,model\nReal,oracle\n")
+    with pytest.raises(A.AgreementError, match="needs columns system,model"):
+        A.read_system_map(tmp_path / "bad.csv")
