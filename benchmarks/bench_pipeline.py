@@ -205,7 +205,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], paths: list[Path]) ->
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     lines = [
-        f"Embed stage, {meta['clips']} real clips of {meta['clip_s']:g} s (demo audio cut finer; 48 kHz stereo FLAC) "
+        f"Embed stage, {meta.get('clips')} real clips of {meta['clip_s']:g} s (demo audio cut finer; 48 kHz stereo FLAC) "
         f"x {len(meta['embedders'])} embedders ({', '.join(meta['embedders'])}), CPU only, {meta['cpu_count']} cores "
         f"({meta['machine']}; {meta['note']}). before = legacy sequential path + resampy kaiser_best; after = "
         f"pipelined path ({meta['workers']} worker threads) + kaiser_best_polyphase. items = file x embedder.",
@@ -218,10 +218,12 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str
             f"| {r['tag']} | {r['wall_s']:.1f} | {r['files_per_s']:.1f} | {r['audio_s_per_wall_s']:.1f} | "
             f"{r['cpu_util']:.2f} | {r['peak_rss_mb']:.0f} | {r['loadavg_1m_before']:.1f} |"
         )
-    lines += ["", f"after/before wall time per repeat: {', '.join(f'{x:.2f}' for x in summary['ratios'])} "
-              f"(median {summary['ratio_median']:.2f}; target <= 0.6)."]
-    diffs = ", ".join(f"{k} {v:.2e}" for k, v in summary["max_abs_diff"].items())
-    lines.append(f"max |after - before| embedding difference: {diffs}.")
+    if summary.get("ratios"):
+        lines += ["", f"after/before wall time per repeat: {', '.join(f'{x:.2f}' for x in summary['ratios'])} "
+                  f"(median {summary['ratio_median']:.2f}; target <= 0.6)."]
+    if summary.get("max_abs_diff"):
+        diffs = ", ".join(f"{k} {v:.2e}" for k, v in summary["max_abs_diff"].items())
+        lines.append(f"max |after - before| embedding difference: {diffs}.")
     if summary.get("demo"):
         d = summary["demo"]
         lines.append(
@@ -244,6 +246,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--no-demo", action="store_true", help="skip the demo ratio phases")
+    ap.add_argument("--no-rss-check", action="store_true", help="skip the after phase on half the clips")
     ap.add_argument("--note", default="machine shared with other jobs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_pipeline.json"))
     # internal: one phase in a subprocess
@@ -256,41 +259,14 @@ def main() -> None:
         print(json.dumps(phase(args)))
         return
 
+    import torch
+
     from bench.stages.embed import default_num_workers
 
     t_start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as td:
-        tmp = Path(td)
-        paths = cut_clips(tmp / "clips", args.clip_s, args.max_clips)
-        print(f"{len(paths)} clips of {args.clip_s:g} s", flush=True)
-        ratios, pairs = [], []
-        for r in range(args.repeats):
-            b = run_phase("before", paths, tmp, args, f"before-{r + 1}")
-            a = run_phase("after", paths, tmp, args, f"after-{r + 1}")
-            rows += [b, a]
-            ratios.append(a["wall_s"] / b["wall_s"])
-            pairs.append((b, a))
-        summary["ratios"] = ratios
-        summary["ratio_median"] = float(np.median(ratios))
-        summary["max_abs_diff"] = compare(pairs[0][0], pairs[0][1], paths)
-        half = paths[: len(paths) // 2]
-        a_half = run_phase("after", half, tmp, args, "after-half-clips")
-        rows.append(a_half)
-        summary["rss_flat"] = {"n_half": len(half), "half": a_half["peak_rss_mb"], "n_full": len(paths),
-                               "full": float(np.median([p[1]["peak_rss_mb"] for p in pairs]))}
-        if not args.no_demo:
-            demo = demo_files()
-            db = run_phase("before", demo, tmp, args, "demo-before", network=True)
-            da = run_phase("after", demo, tmp, args, "demo-after", network=True)
-            rows += [db, da]
-            summary["demo"] = {"files": len(demo), "before": db["wall_s"] / db["network_s"],
-                               "after": da["wall_s"] / da["network_s"]}
-    import torch
-
-    meta = {
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    meta: dict[str, Any] = {
         "machine": f"{platform.platform()}, {platform.processor() or platform.machine()}",
         "cpu_count": os.cpu_count(),
         "note": args.note,
@@ -298,22 +274,60 @@ def main() -> None:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "numpy": np.__version__,
-        "clips": len(paths),
         "clip_s": args.clip_s,
         "embedders": args.embedders.split(","),
         "batch_size": args.batch_size,
         "workers": args.workers if args.workers is not None else default_num_workers(),
         "repeats": args.repeats,
-        "runtime_s": time.perf_counter() - t_start,
     }
-    table = markdown(meta, rows, summary)
-    print("\n" + table)
+
+    def save() -> None:  # after every phase: an interrupted run keeps what it measured
+        meta["date_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        meta["runtime_s"] = time.perf_counter() - t_start
+        if args.out:
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2) + "\n")
+            out.with_suffix(".md").write_text(markdown(meta, rows, summary))
+
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        paths = cut_clips(tmp / "clips", args.clip_s, args.max_clips)
+        meta["clips"] = len(paths)
+        print(f"{len(paths)} clips of {args.clip_s:g} s", flush=True)
+        ratios, pairs = [], []
+        for r in range(args.repeats):
+            b = run_phase("before", paths, tmp, args, f"before-{r + 1}")
+            rows.append(b)
+            save()
+            a = run_phase("after", paths, tmp, args, f"after-{r + 1}")
+            rows.append(a)
+            ratios.append(a["wall_s"] / b["wall_s"])
+            pairs.append((b, a))
+            summary["ratios"] = ratios
+            summary["ratio_median"] = float(np.median(ratios))
+            save()
+        summary["max_abs_diff"] = compare(pairs[0][0], pairs[0][1], paths)
+        save()
+        if not args.no_demo:
+            demo = demo_files()
+            db = run_phase("before", demo, tmp, args, "demo-before", network=True)
+            rows.append(db)
+            da = run_phase("after", demo, tmp, args, "demo-after", network=True)
+            rows.append(da)
+            summary["demo"] = {"files": len(demo), "before": db["wall_s"] / db["network_s"],
+                               "after": da["wall_s"] / da["network_s"]}
+            save()
+        if not args.no_rss_check:
+            half = paths[: len(paths) // 2]
+            a_half = run_phase("after", half, tmp, args, "after-half-clips")
+            rows.append(a_half)
+            summary["rss_flat"] = {"n_half": len(half), "half": a_half["peak_rss_mb"], "n_full": len(paths),
+                                   "full": float(np.median([p[1]["peak_rss_mb"] for p in pairs]))}
+            save()
+    print("\n" + markdown(meta, rows, summary))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2) + "\n")
-        out.with_suffix(".md").write_text(table)
-        print(f"wrote {out} and {out.with_suffix('.md')}")
+        print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
 
 
 if __name__ == "__main__":
