@@ -158,3 +158,14 @@ def test_embed_io_config_errors():
     with pytest.raises(ValueError, match="executor"):
         EmbedIO(executor="gpu")
     assert EmbedIO.from_config(None).workers >= 1
+
+
+def test_host_to_device_on_cpu_is_the_same_values():
+    import torch
+
+    from bench.embedders.base import host_to_device
+
+    x = np.arange(7, dtype=np.float32)[::2]  # non-contiguous input
+    t = host_to_device(x, "cpu")
+    assert t.device == torch.device("cpu") and t.dtype == torch.float32
+    np.testing.assert_array_equal(t.numpy(), x)
