@@ -83,6 +83,12 @@ def _run(tmp: Path, files, io: EmbedIO, batch_size=3):
     return entries, rows, st, embs
 
 
+@pytest.fixture(scope="module")
+def legacy(corpus, tmp_path_factory):
+    entries, rows, _, _ = _run(tmp_path_factory.mktemp("legacy"), corpus, EmbedIO(legacy=True))
+    return entries, rows
+
+
 @pytest.mark.parametrize(
     "io",
     [
@@ -93,8 +99,8 @@ def _run(tmp: Path, files, io: EmbedIO, batch_size=3):
     ],
     ids=["inline", "threads", "tiny-budget", "processes"],
 )
-def test_same_entries_errors_and_keys_as_legacy(corpus, tmp_path, io):
-    legacy, legacy_rows, _, _ = _run(tmp_path / "legacy", corpus, EmbedIO(legacy=True))
+def test_same_entries_errors_and_keys_as_legacy(corpus, legacy, tmp_path, io):
+    legacy, legacy_rows = legacy
     new, rows, st, _ = _run(tmp_path / "new", corpus, io)
     assert new.keys() == legacy.keys()
     for k in legacy:  # same cache key and the same npz bytes (embedding, checksum, meta notes)
@@ -105,11 +111,11 @@ def test_same_entries_errors_and_keys_as_legacy(corpus, tmp_path, io):
     assert st.counters["embedded"] == len({v[0] for v in new.values()})
 
 
-def test_batches_by_count_or_audio_length_and_rerun_hits_cache(corpus, tmp_path):
+def test_batches_by_count_or_audio_length_and_rerun_hits_cache(corpus, legacy, tmp_path):
     _, _, _, embs = _run(tmp_path / "count", corpus, EmbedIO(num_workers=2), batch_size=4)
     assert max(embs[0][1].batches) == 4
     entries, _, _, embs = _run(tmp_path / "len", corpus, EmbedIO(num_workers=2, batch_audio_s=2.0))
-    ref, _, _, _ = _run(tmp_path / "ref", corpus, EmbedIO(legacy=True))
+    ref = legacy[0]
     assert {k: v[0] for k, v in entries.items()} == {k: v[0] for k, v in ref.items()}
     assert embs[0][1].batches != [3] * len(embs[0][1].batches)
     for k in ref:  # batch composition does not change this embedder's values
