@@ -166,7 +166,7 @@ def _preflight(overrides: list[str]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from bench.config import validate
+    from bench.config import never_computable, validate
 
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -174,6 +174,7 @@ def _preflight(overrides: list[str]) -> None:
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_composition_message(exc, overrides)) from None
     validate(cfg)
+    never_computable(cfg)
 
 
 def _hydra_main() -> None:

@@ -35,6 +35,7 @@ TOP_LEVEL_KEYS = {
     "batch_size",
     "seed",
     "on_error",
+    "coverage",
     "progress",
     "stages",
     "shard",
@@ -221,6 +222,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"config does not resolve: {exc}".replace("\n", " ")) from None
     if cfg.get("on_error", "skip") not in ("skip", "fail"):
         raise ConfigError(f"on_error must be 'skip' or 'fail', got {cfg.on_error!r}")
+    if cfg.get("coverage", "intersect") not in ("intersect", "each", "error"):
+        raise ConfigError(f"coverage must be 'intersect', 'each' or 'error', got {cfg.coverage!r}")
     stages = cfg.get("stages", STAGES)
     if isinstance(stages, str) or not all(isinstance(x, str) for x in stages):
         raise ConfigError(f"stages must be a list such as [gather,embed,score,report], got {stages!r}")
@@ -337,6 +340,39 @@ def _check_node(group: str, key: str, node: DictConfig) -> None:
             raise ConfigError(f"{group}.{key}.audio in {where}: {exc}") from None
 
 
+def never_computable(cfg: DictConfig) -> dict[tuple[str, str], str]:
+    """``{(embedder key, metric key): reason}`` for combinations that can never give a value, read from
+    the classes (no weights loaded): a text metric (CLAP score) with an embedder without a text tower,
+    a class-probability metric (KL, Inception Score) with an embedder without a classifier head.
+
+    Raises :class:`ConfigError` when a selected metric can be computed with none of the selected embedders.
+    """
+    from bench.embedders.base import Embedder
+
+    caps: dict[str, tuple[bool, bool]] = {}
+    for ek, node in (cfg.get("embedder") or {}).items():
+        cls = locate_target(str(node.get("_target_", "")))
+        if inspect.isclass(cls) and issubclass(cls, Embedder):
+            caps[str(ek)] = (cls.embed_text is not Embedder.embed_text,
+                             bool(cls.gives_probs or cls.class_names is not None))
+    out: dict[tuple[str, str], str] = {}
+    for mk, node in (cfg.get("metric") or {}).items():
+        cls = locate_target(str(node.get("_target_", "")))
+        needs_text, needs_probs = bool(getattr(cls, "needs_text", False)), bool(getattr(cls, "needs_probs", False))
+        for ek, (text, probs) in caps.items():
+            if needs_text and not text:
+                out[(ek, str(mk))] = f"{ek} has no text tower"
+            elif needs_probs and not probs:
+                out[(ek, str(mk))] = f"{ek} gives no class probabilities"
+        embedders = list(cfg.get("embedder") or {})
+        if embedders and all((str(ek), str(mk)) in out for ek in embedders):
+            need = "a joint text-audio embedder (e.g. clap, clap_music)" if needs_text else \
+                "a classifier embedder (musicnn, musicnn_mtt, pann, passt)"
+            raise ConfigError(f"metric {mk} cannot be computed with embedder={embedders}: it needs {need}; "
+                              f"add one to embedder=[...] or drop {mk} from metric=[...]")
+    return out
+
+
 def _instantiate(group: str, key: str, node: DictConfig) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -347,8 +383,10 @@ def _instantiate(group: str, key: str, node: DictConfig) -> Any:
         cause = exc.__cause__ or exc
         if isinstance(cause, UNAVAILABLE_ERRORS):
             raise cause from exc
-        if isinstance(cause, (TypeError, ValueError)):
+        if isinstance(cause, TypeError):
             raise ConfigError(f"{group}.{key}: {cause} (check the keys in {_where(group, key)})") from exc
+        if isinstance(cause, (ValueError, OSError)):  # bad values, paths, unreadable or malformed files
+            raise ConfigError(f"{group}.{key} ({_where(group, key)}): {cause}") from exc
         raise
 
 

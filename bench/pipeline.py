@@ -41,9 +41,11 @@ from bench.config import (
     check_group_overrides,
     group_options,
     locate_target,
+    never_computable,
     validate,
 )
 from bench.config import instantiate_option as _instantiate
+from bench.coverage import MISSING_COLUMNS, apply_coverage
 from bench.embedding import EmbeddingLoader, embedding_key, file_digest
 from bench.embedding import embed_files as _embed_files
 from bench.errors import ConfigError, ErrorLog
@@ -148,6 +150,7 @@ def run(cfg: DictConfig | dict, run_dir: str | Path | None = None) -> Path:
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(cfg)
     validate(cfg)
+    never_computable(cfg)  # a metric no selected embedder can serve fails here, before any work
     rdir = Path(run_dir) if run_dir else run_dir_for(cfg)
     rec = records_dir(rdir, cfg)
     rec.mkdir(parents=True, exist_ok=True)
@@ -215,6 +218,18 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
                         ps.prompts, out_dir, st.errors, set_name=ps_key, progress=progress, keep=keep
                     )
                     st.counters["generated"] += int(getattr(m.obj, "n_generated", 0))
+    # 1b. coverage: models in one table are scored on the same prompt ids (bench.coverage)
+    coverages = {}
+    if "score" in stages and keep is None:
+        mode = str(cfg.get("coverage", "intersect"))
+        for ps_key, ps in prompt_sets.items():
+            audio = {m.key: st.audio[(m.key, ps_key)] for m in models.values() if (m.key, ps_key) in st.audio}
+            cov = apply_coverage(ps_key, [p.id for p in ps.prompts], audio, mode)
+            coverages[ps_key] = cov
+            for mk, items in cov.kept.items():
+                st.audio[(mk, ps_key)] = items
+            if len(set(cov.covered.values())) > 1 or any(n < len(ps) for n in cov.covered.values()):
+                log.warning("coverage: %s", cov.summary())
 
     # 2. embed
     paired = {k: _paired_items(ps, keep) for k, ps in prompt_sets.items()}
@@ -243,6 +258,10 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
     curves: list[dict[str, Any]] = []
     # content hashes of the reference sets (reads every reference file once; skipped by gather/embed-only runs)
     ref_hash = {k: _reference_hash(r) if "score" in stages else None for k, r in refs.items()}
+    never = never_computable(cfg)
+    if never:
+        log.info("not computable, left out of the tables: %s",
+                 ", ".join(f"{lb.column_name(mk, ek)} ({why})" for (ek, mk), why in never.items()))
     if "score" in stages:
         if keep is not None:
             log.warning("scoring shard %s of %s only: values cover that shard", shard["index"], shard["count"])
@@ -253,6 +272,8 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
                     for rk in refs or {"": None}:
                         for e in embedders.values():
                             for mk, metric in metrics.items():
+                                if (e.key, mk) in never:
+                                    continue
                                 cell = {
                                     **base,
                                     "model": m.key,
@@ -280,6 +301,9 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
             curve_cols = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric", "n", "value")
             lb.write_csv(_frame(curves, curve_cols), rec / "curves.csv", curve_cols)
         st.errors.write(rec / "errors.csv")
+        if coverages:
+            lb.write_csv(_frame([r for c in coverages.values() for r in c.rows], MISSING_COLUMNS),
+                         rec / "missing.csv", MISSING_COLUMNS)
         manifest = {
             "run_id": run_id,
             "config_hash": config_hash,
@@ -318,6 +342,9 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
                 }
                 for m in models
             },
+            "coverage": {k: {"mode": str(cfg.get("coverage", "intersect")), "n_prompts": c.n_prompts,
+                             "covered": c.covered, "n_common": None if c.common is None else len(c.common)}
+                         for k, c in coverages.items()},
             "n_errors": st.errors.n_errors,
             "n_warnings": st.errors.n_warnings,
             "counters": st.counters,
@@ -355,13 +382,22 @@ def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...]):
 
 
 def _components(group: str, nodes: DictConfig) -> dict[str, Component]:
-    out = {}
+    """Instantiate a group's options; an option that builds a ``{name: object}`` mapping (``folders``)
+    contributes one component per entry, named by its key."""
+    out: dict[str, Component] = {}
     for k, v in nodes.items():
         try:
-            out[k] = Component(k, _instantiate(group, k, v))
+            obj = _instantiate(group, k, v)
         except UNAVAILABLE_ERRORS as exc:
             log.warning("%s %s unavailable: %s", group, k, exc)
-            out[k] = Component(k, None, f"{type(exc).__name__}: {exc}")
+            obj, error = None, f"{type(exc).__name__}: {exc}"
+        else:
+            error = None
+        entries = obj.items() if isinstance(obj, dict) else [(str(k), obj)]
+        for name, o in entries:
+            if name in out or (isinstance(obj, dict) and name in nodes and name != k):
+                raise ConfigError(f"{group} name {name!r} is used twice (option {k!r}); rename the folder or the option")
+            out[name] = Component(name, o, error)
     return out
 
 

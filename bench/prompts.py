@@ -55,11 +55,17 @@ class PromptSet:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        seen: set[str] = set()
-        for p in self.prompts:
+        seen: dict[str, int] = {}
+        where = f" ({self.source})" if self.source else ""
+        for n, p in enumerate(self.prompts, 1):
+            if not str(p.id).strip():
+                raise ValueError(f"prompt set {self.name!r}{where}: prompt {n} has an empty id; every prompt needs one")
             if p.id in seen:
-                raise ValueError(f"prompt set {self.name!r}: duplicate prompt id {p.id!r}")
-            seen.add(p.id)
+                raise ValueError(
+                    f"prompt set {self.name!r}{where}: duplicate prompt id {p.id!r} (prompts {seen[p.id]} and {n}); "
+                    "ids must be unique: fix the file or choose another id_column"
+                )
+            seen[p.id] = n
 
     def __len__(self) -> int:
         return len(self.prompts)

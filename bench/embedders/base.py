@@ -52,6 +52,9 @@ class Embedder(ABC):
     default_audio: AudioSpec = AudioSpec()
     #: class names when the backend is a classifier (``probs`` output), else None
     class_names: Sequence[str] | None = None
+    #: whether the backend can output class probabilities at all (KL / Inception Score need them);
+    #: read from the class at config time, so never-computable metric columns are dropped up front
+    gives_probs: bool = False
 
     def __init__(self, audio: AudioSpec | dict | None = None, device: str = "auto", batch_size: int = 8):
         if audio is None:

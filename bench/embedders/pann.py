@@ -222,6 +222,7 @@ class PANNEmbedder(Embedder):
     """
 
     name = "pann"
+    gives_probs = True  # classifier head: ``probs`` (bench.embedders.base.Embedder.gives_probs)
     default_audio = AudioSpec(sample_rate=16000, mono="first", resampler="torchaudio_sinc")
 
     def __init__(

@@ -314,6 +314,7 @@ class PaSSTEmbedder(Embedder):
     """
 
     name = "passt"
+    gives_probs = True  # classifier head: ``probs`` (bench.embedders.base.Embedder.gives_probs)
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, min_duration_s=0.15)
 
     def __init__(

@@ -56,8 +56,11 @@ class KL(Metric):
         eps: added to the second distribution inside the log.
         renormalize: divide probabilities by their sum first (e.g. sigmoid outputs).
         n_bootstrap, ci, ci_method: prompt-resampling bootstrap (:mod:`bench.metrics.bootstrap`).
+        report_directions: also report both directions as extras ``kl_ref_gen`` and ``kl_gen_ref``
+            (columns ``kl.kl_ref_gen@<embedder>``, ``kl.kl_gen_ref@<embedder>``); off by default, since
+            one of them repeats the value.
 
-    extras: ``kl_ref_gen``, ``kl_gen_ref`` (means of both directions), ``n_unpaired``.
+    extras: ``n_unpaired``; with ``report_directions`` also ``kl_ref_gen``, ``kl_gen_ref``.
     """
 
     name = "kl"
@@ -74,6 +77,7 @@ class KL(Metric):
         n_bootstrap: int = 200,
         ci: float = 0.95,
         ci_method: str = "percentile",
+        report_directions: bool = False,
     ):
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -83,11 +87,13 @@ class KL(Metric):
         self.n_bootstrap = int(n_bootstrap)
         self.ci = float(ci)
         self.ci_method = check_ci_method(ci_method)
+        self.report_directions = bool(report_directions)
 
     def params(self) -> dict:
         return {
             "name": self.name,
             "direction": self.direction,
+            "report_directions": self.report_directions,
             "eps": self.eps,
             "renormalize": self.renormalize,
             "n_bootstrap": self.n_bootstrap,
@@ -125,8 +131,8 @@ class KL(Metric):
             value=float(per.mean()),
             n=len(ids),
             extras={
-                "kl_ref_gen": float(kls["ref||gen"].mean()),
-                "kl_gen_ref": float(kls["gen||ref"].mean()),
+                **({"kl_ref_gen": float(kls["ref||gen"].mean()), "kl_gen_ref": float(kls["gen||ref"].mean())}
+                   if self.report_directions else {}),
                 "n_unpaired": float(n_unpaired),
             },
             per_item={i: float(v) for i, v in zip(ids, per)},
