@@ -46,8 +46,6 @@ from bench.config import (
 )
 from bench.config import instantiate_option as _instantiate
 from bench.coverage import MISSING_COLUMNS, apply_coverage
-from bench.embedding import EmbeddingLoader, embedding_key, file_digest
-from bench.embedding import embed_files as _embed_files
 from bench.errors import ConfigError, ErrorLog
 from bench.manifest import package_versions as _versions
 from bench.metrics.base import Metric, prompt_of
@@ -55,7 +53,9 @@ from bench.paths import inside, safe_id
 from bench.prompts import PromptSet
 from bench.references import ReferenceSet
 from bench.report import leaderboard as lb
-from bench.scoring import score_cell as _score_cell
+from bench.stages.embed import EmbeddingLoader, embedding_key, file_digest
+from bench.stages.embed import embed_files as _embed_files
+from bench.stages.score import score_cell as _score_cell
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Prompt sets: ids, texts and (optionally) the paired reference clip of each prompt.
 
 Ids come from untrusted files; they are only ever turned into file names through
-:func:`bench.paths.safe_id`. Loaders for the public caption sets live in ``bench.data``.
+:func:`bench.paths.safe_id`. Loaders for the public caption sets live in ``bench.prompt_sets``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The ``musicnn==0.1.0`` wheel (ISC license) ships four trained taggers as TF1 che
 ``MSD_musicnn`` / ``MTT_musicnn`` (musically motivated CNN: vertical timbral + horizontal
 temporal filters, dense residual mid-end, mean+max temporal pooling back end) and
 ``MSD_vgg`` / ``MTT_vgg`` (5-layer VGG-like CNN). Each predicts 50 tags from 3 s log-mel patches.
-We read those checkpoints with :mod:`bench.embedders.tf_checkpoint` (no TensorFlow) and never
+We read those checkpoints with :mod:`bench.formats.tf_checkpoint` (no TensorFlow) and never
 import the ``musicnn`` package (it imports TensorFlow at import time): the files are found via
 ``importlib.util.find_spec("musicnn")``, which does not execute the package.
 
@@ -52,7 +52,7 @@ from bench.audio import AudioSpec
 from bench.cache import sha256_file
 from bench.checkpoints import bench_home
 from bench.embedders.base import Embedder, EmbedderUnavailable
-from bench.embedders.tf_checkpoint import CheckpointFormatError, TFCheckpoint
+from bench.formats.tf_checkpoint import CheckpointFormatError, TFCheckpoint
 
 #: environment variable naming a musicnn checkpoint root (holding MSD_musicnn/...) or one model folder
 ENV_DIR = "GENAUDIO_BENCH_MUSICNN_DIR"

@@ -36,7 +36,7 @@ from torch import nn
 from bench.audio import AudioSpec
 from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve, torch_load_weights
 from bench.embedders.base import Embedder, window_batch
-from bench.embedders.mel import PANNLogMel
+from bench.embedders.frontends import PANNLogMel
 from bench.embedders.vggish import as_tensor
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from bench.checkpoints import (
     torch_load_weights,
 )
 from bench.embedders.base import Embedder
-from bench.embedders.mel import VGGishLogMel, frame_examples
+from bench.embedders.frontends import VGGishLogMel, frame_examples
 
 log = logging.getLogger(__name__)
 

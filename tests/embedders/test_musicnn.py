@@ -29,7 +29,7 @@ from bench.embedders.musicnn import (  # noqa: E402
     model_variables,
     time_to_frames,
 )
-from bench.embedders.tf_checkpoint import TFCheckpoint  # noqa: E402
+from bench.formats.tf_checkpoint import TFCheckpoint  # noqa: E402
 
 SR = 16000
 REPO = Path(__file__).resolve().parents[2]

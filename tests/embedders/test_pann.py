@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from bench.checkpoints import CheckpointUnavailable
-from bench.embedders.mel import PANNLogMel, slaney_mel_matrix
+from bench.embedders.frontends import PANNLogMel, slaney_mel_matrix
 from bench.embedders.pann import VARIANTS, PANNEmbedder, audioset_labels
 
 

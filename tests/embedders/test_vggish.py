@@ -14,7 +14,7 @@ from torch import nn
 
 from bench.audio import prepare
 from bench.checkpoints import CheckpointUnavailable, hub_hash_prefix
-from bench.embedders.mel import VGGishLogMel
+from bench.embedders.frontends import VGGishLogMel
 from bench.embedders.vggish import (
     PCA_URL,
     VGGISH_URL,

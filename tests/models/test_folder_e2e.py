@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import bench
-from bench.data.musiccaps import load
+from bench.prompt_sets.musiccaps import load
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 SR = 16000

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from bench.data.clotho import load
+from bench.prompt_sets.clotho import load
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "prompts" / "clotho-evaluation.en.csv"
 

@@ -1,4 +1,4 @@
-"""Peer libraries' reference functions, for cross-checks in tests and benchmarks.
+"""Peer libraries' reference functions, for cross-checks in tests and benchmarks (not part of the package).
 
 ``frechet_audio_distance`` imports ``laion_clap`` at module level, which in turn downloads
 tokenizers at import time and therefore fails offline (and takes seconds online). The

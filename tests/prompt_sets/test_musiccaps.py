@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from bench.data.musiccaps import load
+from bench.prompt_sets.musiccaps import load
 
 REPO = Path(__file__).resolve().parents[2]
 CSV = REPO / "bench" / "datasets" / "musiccaps" / "musiccaps-public.csv"

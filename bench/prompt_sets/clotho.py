@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data import attach_references, read_table, require_file, select
+from bench.prompt_sets import attach_references, read_table, require_file, select
 from bench.prompts import Prompt, PromptSet
 
 LICENSE = "Clotho captions: non-commercial use with attribution (Drossos, Lipping & Virtanen, ICASSP 2020)"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from bench.data.audiocaps import load
+from bench.prompt_sets.audiocaps import load
 
 CSV = Path(__file__).resolve().parents[2] / "bench" / "datasets" / "audiocaps" / "audiocaps-test.csv"
 

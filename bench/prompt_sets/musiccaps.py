@@ -17,7 +17,7 @@ import ast
 import logging
 from pathlib import Path
 
-from bench.data import attach_references, read_table, require_file, select
+from bench.prompt_sets import attach_references, read_table, require_file, select
 from bench.prompts import Prompt, PromptSet
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ def load(
         split: "all" | "eval" | "train" | "balanced".
         text: "caption" | "refined" | "aspects".
         refined_path: CSV with ``ytid,openai_refine`` for ``text="refined"`` when ``path`` lacks the column.
-        limit, offset, sample_seed: subset (see :func:`bench.data.select`), taken after the split filter.
-        reference_dir, reference_pattern: pair prompts with local audio (see :func:`bench.data.attach_references`).
+        limit, offset, sample_seed: subset (see :func:`bench.prompt_sets.select`), taken after the split filter.
+        reference_dir, reference_pattern: pair prompts with local audio (see :func:`bench.prompt_sets.attach_references`).
     """
     if split not in SPLITS:
         raise ValueError(f"musiccaps split must be one of {SPLITS}, got {split!r}")

@@ -12,7 +12,7 @@ import struct
 import numpy as np
 import pytest
 
-from bench.embedders.tf_checkpoint import (
+from bench.formats.tf_checkpoint import (
     CheckpointFormatError,
     TFCheckpoint,
     crc32c,

@@ -1,4 +1,4 @@
-"""bench.data helpers: user tables (CSV / JSONL), deterministic subsets, reference pairing."""
+"""bench.prompt_sets helpers: user tables (CSV / JSONL), deterministic subsets, reference pairing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.data import attach_references, from_table, select
+from bench.prompt_sets import attach_references, from_table, select
 from bench.prompts import Prompt
 
 
