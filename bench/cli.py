@@ -181,6 +181,8 @@ def _hydra_main() -> None:
     import hydra
 
     debug = "--debug" in sys.argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    if debug:
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra's own full traceback too
     argv = [a for a in sys.argv[1:] if a != "--debug"]
     config_dir, overrides, multirun = _split_argv(argv)
     info_only = any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version") for a in argv)

@@ -69,8 +69,10 @@ def apply_coverage(
         raise ConfigError(f"{cov.summary().split(';')[0]}: models cover different prompt ids (coverage=error); "
                           "use coverage=intersect (score the common ids) or coverage=each")
     if not common:
-        raise ConfigError(f"{cov.summary().split(';')[0]}: no prompt id is covered by every model; check the file "
-                          "names (model.<key>.pattern) or use coverage=each")
+        empty = [m for m, n in covered.items() if n == 0]
+        none = f" ({', '.join(empty)} matched no prompt at all)" if empty else ""
+        raise ConfigError(f"{cov.summary().split(';')[0]}: no prompt id is covered by every model{none}; check the "
+                          "file names (model.<key>.pattern) or use coverage=each")
     for m, items in audio.items():
         cov.kept[m] = {i: p for i, p in items.items() if prompt_of(i) in common}
         cov.rows += [{"model": m, "prompt_set": prompt_set, "item_id": pid, "status": "excluded"}

@@ -131,8 +131,11 @@ class PromptSet:
         p = Path(path).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"prompt file {p} does not exist")
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
+        try:
+            with open(p, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.DictReader(f))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ValueError(f"{p}: not a readable UTF-8 CSV ({exc}); save it as UTF-8 CSV with id,text columns") from None
         ps = cls._from_rows(name, rows, p, id_column, text_column, reference_column, limit, offset, license, source)
         if reference_template:
             from bench.paths import safe_id

@@ -9,9 +9,9 @@ import soundfile as sf
 
 import bench
 from bench.config import validate
-from bench.prompt_sets.files import load as files_prompts
 from bench.errors import ErrorLog
 from bench.models.folder import FilePattern, FolderModel, folders, percent_fields
+from bench.prompt_sets.files import load as files_prompts
 from bench.prompts import Prompt
 
 
