@@ -182,7 +182,8 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
     run_id = rdir.name if rdir.name == safe_id(cfg.run_name) else f"{safe_id(cfg.run_name)}-{rdir.name}"
     log.info("run %s (config %s) -> %s", run_id, config_hash, rdir)
 
-    if cfg.get("prepare_demo"):
+    uses_demo = "demo" in (cfg.get("prompts") or {}) or "demo" in (cfg.get("reference") or {})
+    if cfg.get("prepare_demo") and uses_demo:  # only when the demo prompt or reference set is selected
         from bench.demo import prepare
 
         with _timer(st.timings, "prepare_demo"):
