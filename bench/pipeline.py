@@ -299,8 +299,7 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
             lb.write_csv(lb.wide_frame(long), rec / "leaderboard.csv")
             lb.write_csv(_frame(per_item, lb.PER_ITEM_COLUMNS), rec / "per_item.csv", lb.PER_ITEM_COLUMNS)
             lb.write_csv(_frame(replicates, lb.REPLICATE_COLUMNS), rec / "replicates.csv", lb.REPLICATE_COLUMNS)
-            curve_cols = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric", "n", "value")
-            lb.write_csv(_frame(curves, curve_cols), rec / "curves.csv", curve_cols)
+            lb.write_csv(_frame(curves, lb.CURVE_COLUMNS), rec / "curves.csv", lb.CURVE_COLUMNS)
         st.errors.write(rec / "errors.csv")
         if coverages:
             lb.write_csv(_frame([r for c in coverages.values() for r in c.rows], MISSING_COLUMNS),

@@ -410,6 +410,13 @@ class MusicnnEmbedder(Embedder):
     gives_probs = True  # classifier head: ``probs`` (bench.embedders.base.Embedder.gives_probs)
     default_audio = AudioSpec(sample_rate=SR, mono="mean", resampler="resampy_kaiser_best")
 
+    #: verify_sha256: a check of the files only (their digest is in the id either way)
+    non_value_params = (*Embedder.non_value_params, "verify_sha256")
+    param_aliases = {
+        "model": "model", "checkpoint_dir": "checkpoint_sha256", "input_length": "patch_frames",
+        "input_overlap": "patch_hop_frames",
+    }
+
     def __init__(
         self,
         model: str = "MSD_musicnn",
@@ -473,12 +480,10 @@ class MusicnnEmbedder(Embedder):
         self.net = net.eval().to(self.device)
         self.mel_basis = torch.from_numpy(mel_filterbank_slaney(SR, FFT_SIZE, N_MELS)).to(self.device)
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
             "model": self.model_name,
             "checkpoint_sha256": self.sha256,
-            "layer": self.layer,
             "features": {
                 "sample_rate": SR,
                 "n_fft": FFT_SIZE,
@@ -493,7 +498,6 @@ class MusicnnEmbedder(Embedder):
             },
             "patch_frames": self.n_frames,
             "patch_hop_frames": self.patch_hop,
-            "pad_short": self.pad_short,
         }
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
