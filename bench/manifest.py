@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.checkpoints import with_checks
+
 #: packages whose versions go into the manifest
 VERSIONED = (
     "genaudio-bench", "torch", "torchaudio", "numpy", "scipy", "soundfile", "resampy", "hydra-core", "omegaconf",
@@ -52,7 +54,7 @@ def _component_entry(c: Any, with_id: bool) -> dict[str, Any]:
     return {
         **entry,
         "params": c.obj.params() if c.obj is not None else None,
-        "checkpoints": c.obj.checkpoints() if c.obj is not None else {},
+        "checkpoints": with_checks(c.obj.checkpoints()) if c.obj is not None else {},
         "unavailable": c.error,
     }
 
