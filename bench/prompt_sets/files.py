@@ -19,7 +19,7 @@ LICENSE = "no text: ids are the file names of the audio under evaluation"
 def load(path: str | None = None, name: str = "files", limit: int | None = None) -> PromptSet:
     """``PromptSet`` with one prompt per distinct audio file stem below ``path`` (sorted, text empty)."""
     if not path:
-        raise ValueError("prompts=[files] needs a folder: set prompts.files.path=DIR (or use model=[folders] / "
+        raise FileNotFoundError("prompts=[files] needs a folder: set prompts.files.path=DIR (or use model=[folders] / "
                          "model=[folder], whose path it takes by default)")
     root = Path(path).expanduser()
     if not root.is_dir():

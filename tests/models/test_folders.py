@@ -86,7 +86,7 @@ def test_files_prompt_set_takes_the_folders_path(tmp_path):
                          "reference=[]", "embedder=[logmel]", "metric=[fad]"])
     validate(cfg)
     assert cfg.prompts.files.path == str(tmp_path / "out")
-    with pytest.raises(ValueError, match=r"prompts\.files\.path"):
+    with pytest.raises(FileNotFoundError, match=r"prompts\.files\.path"):
         files_prompts(None)
 
 
