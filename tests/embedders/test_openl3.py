@@ -216,18 +216,6 @@ def test_framing_matches_openl3(seconds, hop, center):
     np.testing.assert_array_equal(openl3_frames(x, hop, center), _openl3_reference_frames(x, hop, center))
 
 
-def test_6144_flatten_is_keras_channels_last():
-    torch.manual_seed(0)
-    net = OpenL3Net("mel256", 6144).eval()
-    maps = []
-    net.audio_embedding_layer.register_forward_hook(lambda mod, inp, out: maps.append(out))
-    with torch.no_grad():
-        out = net(torch.randn(1, 1, 256, 199))[0]
-        pooled = torch.nn.functional.max_pool2d(maps[0], 8)[0]  # Keras MaxPooling2D((8, 8)) -> (512, 4, 3)
-    assert maps[0].shape == (1, 512, 32, 24) and out.shape == (6144,)
-    np.testing.assert_array_equal(out.numpy(), pooled.permute(1, 2, 0).reshape(-1).numpy())  # (h, w, c) order
-
-
 def test_restricted_unpickler_loads_numpy_and_refuses_code(tmp_path):
     layers = _layer_dict(seed=3)
     path = tmp_path / "w.npz"
