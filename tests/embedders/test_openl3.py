@@ -186,7 +186,7 @@ def test_torchopenl3_checkpoint_loads_and_embeddings_match(tmp_path, fadtk_clip,
     ref = ref[0].numpy()
     got = ours.embed(prepare(wav, sr, ours.audio))["emb"]
     assert got.shape == ref.shape == (4, embedding_size)
-    # measured (mel256/512): max abs 1.9e-6 with max |embedding| 0.34
+    # measured (mel256/512): max abs <= 3.1e-6 with max |embedding| 0.34
     np.testing.assert_allclose(got, ref, rtol=0, atol=3e-5 * np.abs(ref).max())
 
 

@@ -110,7 +110,7 @@ def test_released_layout_loads_and_matches_official_scene_embeddings(official, f
         ref = _official(wrapper.get_scene_embeddings, torch.from_numpy(wav)[None])[0].numpy()
         out = ours.embed(wav)
         assert out["logits"].shape == (1, 527) and out["emb"].shape == (1, 768)
-        # measured max abs difference: logits 3.1e-6 (max |logit| 4.4), features 1.7e-6 (max 3.0)
+        # measured max abs difference: logits <= 4.2e-6 (max |logit| 5.6), features <= 1.8e-6 (max 3.2)
         np.testing.assert_allclose(out["logits"][0], ref[:527], rtol=0, atol=1e-4)
         np.testing.assert_allclose(out["emb"][0], ref[527:], rtol=0, atol=1e-4)
         np.testing.assert_allclose(out["probs"], torch.softmax(torch.from_numpy(ref[:527]), -1).numpy(), atol=1e-6)
