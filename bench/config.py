@@ -19,6 +19,7 @@ from bench.audio import AudioSpec
 from bench.checkpoints import CheckpointUnavailable
 from bench.embedders.base import EmbedderUnavailable
 from bench.errors import ConfigError
+from bench.identity import init_params
 from bench.models.base import ModelUnavailable
 from bench.resources import CONFIG_DIR
 
@@ -189,20 +190,10 @@ def accepted_params(obj: Any) -> tuple[set[str], bool]:
 
     For classes the ``__init__`` chain is followed through ``**kw`` passed to ``super()``.
     """
-    names: set[str] = set()
     if inspect.isclass(obj):
-        for klass in obj.__mro__:
-            if "__init__" not in klass.__dict__ or klass is object:
-                continue
-            try:
-                sig = inspect.signature(klass.__dict__["__init__"])
-            except (TypeError, ValueError):
-                return names, True
-            params = list(sig.parameters.values())[1:]
-            names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-            if not any(p.kind == p.VAR_KEYWORD for p in params):
-                return names, False
-        return names, False
+        names, open_ = init_params(obj)
+        return set(names), open_
+    names: set[str] = set()
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):

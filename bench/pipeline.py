@@ -32,6 +32,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bench.cache import ArrayCache, atomic_write_json, stable_hash
+from bench.checkpoints import with_checks
 from bench.config import (
     GROUPS,
     STAGES,
@@ -277,8 +278,7 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
             lb.write_csv(lb.wide_frame(long), rec / "leaderboard.csv")
             lb.write_csv(_frame(per_item, lb.PER_ITEM_COLUMNS), rec / "per_item.csv", lb.PER_ITEM_COLUMNS)
             lb.write_csv(_frame(replicates, lb.REPLICATE_COLUMNS), rec / "replicates.csv", lb.REPLICATE_COLUMNS)
-            curve_cols = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric", "n", "value")
-            lb.write_csv(_frame(curves, curve_cols), rec / "curves.csv", curve_cols)
+            lb.write_csv(_frame(curves, lb.CURVE_COLUMNS), rec / "curves.csv", lb.CURVE_COLUMNS)
         st.errors.write(rec / "errors.csv")
         manifest = {
             "run_id": run_id,
@@ -293,7 +293,7 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
             "models": {
                 k: {
                     "params": c.obj.params() if c.obj is not None else None,
-                    "checkpoints": c.obj.checkpoints() if c.obj is not None else {},
+                    "checkpoints": with_checks(c.obj.checkpoints()) if c.obj is not None else {},
                     "unavailable": c.error,
                 }
                 for k, c in models.items()
@@ -302,7 +302,7 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
                 k: {
                     "id": c.obj.id if c.obj is not None else None,
                     "params": c.obj.params() if c.obj is not None else None,
-                    "checkpoints": c.obj.checkpoints() if c.obj is not None else {},
+                    "checkpoints": with_checks(c.obj.checkpoints()) if c.obj is not None else {},
                     "unavailable": c.error,
                 }
                 for k, c in embedders.items()

@@ -128,19 +128,9 @@ def from_table(
     p = require_file(
         path, f"prompt table {name}", "Set prompts.<key>.path to a CSV or JSONL file with id,text columns."
     )
-    rows = read_table(p)
-    if rows and (id_column not in rows[0] or text_column not in rows[0]):
-        raise ValueError(
-            f"{p}: needs columns {id_column!r} and {text_column!r}; found {sorted(rows[0])} "
-            "(set id_column / text_column in the prompts config)"
-        )
-    prompts = []
-    for r in select(rows, limit, offset, sample_seed):
-        ref = r.get(reference_column) if reference_column else None
-        if ref:
-            rp = Path(str(ref)).expanduser()
-            ref = str(rp if rp.is_absolute() else p.parent / rp)
-        meta = {k: v for k, v in r.items() if k not in (id_column, text_column, reference_column)}
-        prompts.append(Prompt(str(r[id_column]), str(r[text_column]), ref or None, meta))
-    attach_references([q for q in prompts if not q.reference], reference_dir, reference_pattern)
-    return PromptSet(name, prompts, license, source or str(p))
+    ps = PromptSet.from_rows(
+        name, read_table(p), p, id_column, text_column, reference_column, license, source,
+        subset=lambda rows: select(rows, limit, offset, sample_seed),
+    )
+    attach_references([q for q in ps.prompts if not q.reference], reference_dir, reference_pattern)
+    return ps

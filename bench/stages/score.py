@@ -19,6 +19,7 @@ from bench.cache import read_json_checked, stable_hash, write_json_checked
 from bench.errors import RunFailed
 from bench.metrics.base import EmbeddingSet, MetricInput, MetricResult, MetricUnavailable
 from bench.references import ReferenceSet
+from bench.report.leaderboard import CELL6
 
 if TYPE_CHECKING:
     from bench.pipeline import RunState
@@ -123,7 +124,7 @@ def score_cell(st, cell, m, ps, ref, e, metric, paired_items, rows, per_item, re
         if isinstance(xv, (int, float)) and not isinstance(xv, bool):
             rows.append({**cell, "metric": f"{cell['metric']}.{xk}", "value": float(xv), "n": result.n or len(gen),
                          "status": "ok", "reason": ""})
-    keys6 = {k: cell[k] for k in ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric")}
+    keys6 = {k: cell[k] for k in CELL6}
     for iid, v in (result.per_item or {}).items():
         per_item.append({**keys6, "item_id": iid, "value": v})
     for b, v in enumerate(result.replicates or []):
