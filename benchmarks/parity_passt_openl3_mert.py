@@ -65,7 +65,7 @@ def passt(audio, tmp: Path) -> list[str]:
     wrapper = PasstBasicWrapper(mel=mel, net=net, mode="all").eval()
     path = tmp / "passt.pt"
     torch.save(net.state_dict(), path)
-    ours = PaSSTEmbedder(weights_path=str(path), device="cpu")
+    ours = PaSSTEmbedder(checkpoint=str(path), device="cpu")
     d_log, d_emb, d_mel, s_log, s_emb = [], [], [], 0.0, 0.0
     for _, wav, sr in audio:
         x = resample(wav, sr, 32000)
@@ -103,7 +103,7 @@ def openl3(audio, tmp: Path) -> list[str]:
         model.batch_normalization_1.running_var.fill_(400.0)
     path = tmp / "torchopenl3_mel256_music_512.pth.tar"
     torch.save(model.state_dict(), path)
-    ours = OpenL3Embedder(weights_path=str(path), frontend="kapre_v0.1.4", hop_size=0.5, device="cpu")
+    ours = OpenL3Embedder(checkpoint=str(path), frontend="kapre_v0.1.4", hop_size=0.5, device="cpu")
     installed = model.speclayer.mel_basis.clone()
     slaney = torch.from_numpy(librosa.filters.mel(sr=48000, n_fft=2048, n_mels=256, htk=True, norm="slaney"))
     rows = []
@@ -135,7 +135,7 @@ def mert(tmp: Path) -> list[str]:
         (folder / "config.json").write_text(str(gold[f"{variant}__config"]))
         hidden = gold[f"{variant}__hidden"]
         diffs = [
-            float(np.abs(MERTEmbedder(weights_path=str(folder), layer=i, device="cpu").embed(gold["wav"])["emb"] - h).max())
+            float(np.abs(MERTEmbedder(checkpoint=str(folder), layer=i, device="cpu").embed(gold["wav"])["emb"] - h).max())
             for i, h in enumerate(hidden)
         ]
         rows.append(row(f"MERT hidden states 0..{len(hidden) - 1} ({variant}, vs MERTModel golden)", diffs, float(np.abs(hidden).max())))

@@ -67,7 +67,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def embedder(weights):
-    return OpenL3Embedder(weights_path=str(weights), device="cpu")
+    return OpenL3Embedder(checkpoint=str(weights), device="cpu")
 
 
 @pytest.mark.filterwarnings("ignore:Empty filters")  # 256 htk bands at n_fft 2048: also empty in openl3
@@ -175,7 +175,7 @@ def test_torchopenl3_checkpoint_loads_and_embeddings_match(tmp_path, fadtk_clip,
     torch.save(m.state_dict(), path)
     ours = OpenL3Embedder(
         input_repr=input_repr, embedding_size=embedding_size, frontend="kapre_v0.1.4", hop_size=0.5,
-        weights_path=str(path), device="cpu",
+        checkpoint=str(path), device="cpu",
     )  # fmt: skip
     from bench.audio import prepare
 
@@ -243,7 +243,7 @@ def test_embedder_shapes_and_weights(embedder, tmp_path):
     # same weights in Keras kernel layout (kh, kw, in, out) load to the same network
     keras = tmp_path / "keras_layout.npz"
     np.save(open(keras, "wb"), np.array(_layer_dict(keras_layout=True), dtype=object), allow_pickle=True)
-    other = OpenL3Embedder(weights_path=str(keras), device="cpu")
+    other = OpenL3Embedder(checkpoint=str(keras), device="cpu")
     for k, v in embedder.net.state_dict().items():
         torch.testing.assert_close(other.net.state_dict()[k], v)
     assert embedder.params()["frontend"] == "kapre_v0.3" and embedder.checkpoints()["openl3"]["sha256"]
@@ -265,7 +265,7 @@ def test_front_end_is_gain_invariant():
 
 
 def test_stereo_concatenates_channel_embeddings(weights, embedder):
-    st = OpenL3Embedder(weights_path=str(weights), channels=2, device="cpu")
+    st = OpenL3Embedder(checkpoint=str(weights), channels=2, device="cpu")
     assert st.audio.mono == "none" and st.id != embedder.id
     left, right = _wave(0.5, 4), _wave(0.5, 5, freq=220.0)
     out = st.embed(np.stack([left, right], axis=1))["emb"]
