@@ -238,6 +238,8 @@ class MERTEmbedder(Embedder):
     name = "mert"
     default_audio = AudioSpec(sample_rate=24000, max_duration_s=360.0)
 
+    param_aliases = {"weights_path": "weights_sha256", "config_path": "config_sha256"}
+
     def __init__(
         self,
         variant: str = "MERT-v1-95M",
@@ -324,12 +326,8 @@ class MERTEmbedder(Embedder):
     def checkpoints(self) -> dict[str, dict[str, str]]:
         return {role: {"path": str(p), "sha256": d} for role, (p, d) in self._files.items()}
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
-            "variant": self.variant,
-            "layer": self.layer,
-            "window_s": self.window_s,
             "normalize": "zero_mean_unit_var",
             "weights_sha256": self._files["weights"][1],
             "config_sha256": self._files["config"][1],

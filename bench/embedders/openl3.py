@@ -314,6 +314,8 @@ class OpenL3Embedder(Embedder):
     name = "openl3"
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, resampler="resampy_kaiser_best")
 
+    param_aliases = {"weights_path": "weights_sha256"}
+
     def __init__(
         self,
         content_type: str = "music",
@@ -357,18 +359,8 @@ class OpenL3Embedder(Embedder):
         self.net.eval().to(self.device, memory_format=torch.channels_last)
         self.spectrogram.to(self.device)
 
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "content_type": self.content_type,
-            "input_repr": self.input_repr,
-            "embedding_size": self.embedding_size,
-            "hop_size": self.hop_size,
-            "center": self.center,
-            "frontend": self.frontend,
-            "channels": self.channels,
-            "weights_sha256": self.weights_sha256,
-        }
+    def derived_params(self) -> dict[str, Any]:
+        return {"weights_sha256": self.weights_sha256}
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
         return {"openl3": {"path": str(self.weights), "sha256": self.weights_sha256}}

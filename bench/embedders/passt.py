@@ -316,6 +316,10 @@ class PaSSTEmbedder(Embedder):
     name = "passt"
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, min_duration_s=0.15)
 
+    param_aliases = {
+        "weights_path": "weights_sha256", "window_s": "window", "hop_s": "hop", "min_segment_s": "min_segment",
+    }
+
     def __init__(
         self,
         weights_path: str | None = None,
@@ -364,15 +368,11 @@ class PaSSTEmbedder(Embedder):
         self.net.eval().to(self.device)
         self.mel.eval().to(self.device)
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
-            "protocol": self.protocol,
-            "activation": self.activation,
             "window": self.win,
             "hop": self.hop if self.protocol == "stable_audio" else None,
             "min_segment": self.min_len if self.protocol == "audiocraft" else None,
-            "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in self.arch.items()},
             "weights_sha256": self.weights_sha256,
         }
 

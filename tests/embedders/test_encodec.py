@@ -20,7 +20,7 @@ from bench.audio import load_audio  # noqa: E402
 from bench.checkpoints import CheckpointUnavailable  # noqa: E402
 from bench.embedders.encodec import VARIANTS, EncodecEmbedder, build_encodec_model, to_channels  # noqa: E402
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "embedder"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 

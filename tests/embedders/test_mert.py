@@ -219,7 +219,7 @@ def test_hydra_config_instantiates(ckpt):
 
     folder, _ = ckpt
     cfg = OmegaConf.merge(
-        {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "configs/embedder/mert.yaml")
+        {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/mert.yaml")
     )
     cfg.mert.weights_path = str(folder)
     cfg.mert.layer = 1

@@ -226,7 +226,7 @@ def test_hydra_config_instantiates(weights):
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.merge(
-        {"device": "cpu", "batch_size": 4}, OmegaConf.load(Path(__file__).parents[2] / "configs/embedder/openl3.yaml")
+        {"device": "cpu", "batch_size": 4}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/openl3.yaml")
     )
     cfg.openl3.weights_path = str(weights)
     cfg.openl3.channels = 2

@@ -212,7 +212,7 @@ def test_hydra_config_instantiates(tiny_ckpt):
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.merge(
-        {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "configs/embedder/passt.yaml")
+        {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/passt.yaml")
     )
     cfg.passt.weights_path = str(tiny_ckpt)
     cfg.passt.arch = TINY
