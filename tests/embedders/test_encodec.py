@@ -122,6 +122,16 @@ def test_24khz_matches_fadtk_encodec_emb_on_real_audio(fadtk_model, model24, emb
     assert stored.dtype == np.float16 and _rel(got, stored.astype(np.float32))[1] < FLOAT16_RTOL
 
 
+def test_24khz_batch_of_mixed_lengths_equals_single(emb24):
+    """T = ceil(n / 320) at 75 Hz; clips of different lengths in one batch equal their single-clip embeddings."""
+    clips = [_noise(24_000, 2), _noise(7_000, 3), _noise(24_000, 4)]
+    batch = emb24.embed_batch(clips)
+    assert [b["emb"].shape[0] for b in batch] == [75, 22, 75]
+    for clip, b in zip(clips, batch):
+        np.testing.assert_allclose(b["emb"], emb24.embed(clip)["emb"], atol=1e-5)
+    assert emb24.params()["checkpoint_sha256"] == emb24.checkpoints()["encodec"]["sha256"]
+
+
 def test_48khz_matches_fadtk_segmenting_on_real_audio(fadtk_model, tmp_path):
     """fadtk ``encodec-emb-48k``: stereo kept, mono duplicated to stereo, consecutive 1-s segments encoded
     separately and the frames concatenated; our embedder loads the same weights from a file. Clips are cut to
