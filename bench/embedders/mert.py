@@ -36,13 +36,23 @@ forward pass. Those are the defaults here; ``window_s`` optionally cuts long cli
 
 Output: ``{"emb": (T, D)}`` float32 frame embeddings at 75 Hz; pooling over time is the metric's job.
 
-Checked offline: normalisation against ``Wav2Vec2FeatureExtractor``; a tiny random MERT-format
-checkpoint (legacy weight-norm names, MERT config keys) loaded here against the same weights in
-``HubertModel`` + the feature extractor. NOT checked offline (no weights here): the released
-``pytorch_model.bin`` key layout (assumed: ``MERTModel.save_pretrained`` under transformers 4.25,
-i.e. no prefix and legacy weight-norm names; the converter also accepts prefixes and new names and
-fails loudly on anything else) and the released config values (read at run time from
-``config.json``, never hard-coded).
+Parity with MERT's own code (``tests/embedders/test_mert.py``). MERT's ``modeling_MERT.py`` /
+``configuration_MERT.py`` (m-a-p/MERT-v1-95M on Hugging Face; read from the copy in
+github.com/cannam/mert-vamp-plugin commit 6ce100f, not vendored) were run offline by
+``scripts/golden_mert.py`` under transformers 4.57: (a) two tiny random ``MERTModel``s, DeepNorm off
+and on, on a real clip -- every ``hidden_states`` entry reproduced here through our loader with max
+abs difference 0.0 (asserted 1e-5; the non-CQT MERT forward *is* transformers' Hubert modules);
+(b) the parameter names/shapes of ``MERTModel(MERTConfig())`` = the released MERT-v1-95M
+``pytorch_model.bin`` (cannam's ``dump-weights.py`` loads that file strictly into exactly this model;
+94,371,712 parameters) load strictly, with legacy and parametrized weight-norm names. Found while
+doing so: MERT's code lacks ``conv_pos_batch_norm`` for current transformers (fadtk sets it False,
+as here); its DeepNorm layers build ``HubertAttention`` without a config, which current
+transformers rejects (the golden script patches the config in); its ``attention_relax > 0`` branch
+cannot run at all (``torch.max(..., dim=-1).unsqueeze`` on a named tuple), so no working MERT
+config uses it. NOT checked here: the released ``config.json`` / ``preprocessor_config.json`` values
+of either variant and anything about MERT-v1-330M beyond the model card's 24 layers x 1024 (no files
+offline; config values are read at run time, never hard-coded); numbers with the real weights.
+Layer indexing equals fadtk's ``MERTModel`` (``torch.stack(hidden_states)[layer]``).
 """
 
 from __future__ import annotations
@@ -57,7 +67,14 @@ from typing import Any
 import numpy as np
 
 from bench.audio import AudioSpec
-from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, hub_cache_dir, resolve, search_dirs
+from bench.checkpoints import (
+    CheckpointSpec,
+    CheckpointUnavailable,
+    hub_cache_dir,
+    renamed_argument,
+    resolve,
+    search_dirs,
+)
 from bench.embedders.base import Embedder, EmbedderUnavailable, window_batch
 
 log = logging.getLogger(__name__)
@@ -66,6 +83,11 @@ log = logging.getLogger(__name__)
 VARIANTS: dict[str, str] = {
     "MERT-v1-95M": "m-a-p/MERT-v1-95M",
     "MERT-v1-330M": "m-a-p/MERT-v1-330M",
+}
+#: variant -> Hugging Face LFS sha256 of the released ``pytorch_model.bin``
+WEIGHTS_SHA256: dict[str, str] = {
+    "MERT-v1-95M": "a2b8b747f72c06e0595aeae41ae5473f4364938c6b39b2c58be38c48e6bd3fcd",
+    "MERT-v1-330M": "0c03774d821a6ad972cb48220b128a10ebea2c790116bd0fd35e5a013f8017f6",
 }
 HF_RESOLVE = "https://huggingface.co/{repo}/resolve/main/{file}"
 #: Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm epsilon
@@ -228,7 +250,7 @@ class MERTEmbedder(Embedder):
         variant: "MERT-v1-95M" (768-d, 12 layers) or "MERT-v1-330M" (1024-d, 24 layers).
         layer: index into ``hidden_states`` (0 = pre-transformer, 1..N = layer outputs; negative
             counts from the end). Default 12 as fadtk.
-        weights_path: ``pytorch_model.bin`` / ``model.safetensors``, or a directory (e.g. a Hugging Face
+        checkpoint: ``pytorch_model.bin`` / ``model.safetensors``, or a directory (e.g. a Hugging Face
             snapshot) holding it next to ``config.json``.
         config_path: MERT ``config.json`` (defaults to the one next to the weights, else resolved).
         window_s: None feeds the whole clip at once (fadtk); a number cuts it into non-overlapping
@@ -238,18 +260,21 @@ class MERTEmbedder(Embedder):
     name = "mert"
     default_audio = AudioSpec(sample_rate=24000, max_duration_s=360.0)
 
-    param_aliases = {"weights_path": "weights_sha256", "config_path": "config_sha256"}
+    param_aliases = {
+        "checkpoint": "weights_sha256", "weights_path": "weights_sha256", "config_path": "config_sha256",
+    }
 
     def __init__(
         self,
         variant: str = "MERT-v1-95M",
         layer: int = 12,
-        weights_path: str | None = None,
+        checkpoint: str | None = None,
         config_path: str | None = None,
         window_s: float | None = None,
         audio: AudioSpec | dict | None = None,
         device: str = "auto",
         batch_size: int = 8,
+        weights_path: str | None = None,  # deprecated alias of checkpoint
     ):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
         if variant not in VARIANTS:
@@ -258,7 +283,8 @@ class MERTEmbedder(Embedder):
             raise ValueError(f"window_s must be positive or None, got {window_s}")
         self.variant = variant
         self.window_s = None if window_s is None else float(window_s)
-        self._files = self._resolve_files(weights_path, config_path)
+        checkpoint = renamed_argument(checkpoint, weights_path, "weights_path", "embedder.mert")
+        self._files = self._resolve_files(checkpoint, config_path)
         mert_cfg = json.loads(self._files["config"][0].read_text())
         sr = int(mert_cfg.get("sample_rate", 24000))
         if sr != self.audio.sample_rate:
@@ -291,8 +317,11 @@ class MERTEmbedder(Embedder):
             "weights": CheckpointSpec(
                 filename=f"{self.variant}.pytorch_model.bin",
                 url=HF_RESOLVE.format(repo=repo, file="pytorch_model.bin"),
+                sha256=WEIGHTS_SHA256.get(self.variant),
+                source=f"Hugging Face LFS sha256 of {repo} pytorch_model.bin",
+                hub_aliases=("pytorch_model.bin",),
                 env_var=f"{env}_WEIGHTS",
-                config_key="embedder.mert.weights_path",
+                config_key="embedder.mert.checkpoint",
             ),
         }
 
@@ -304,7 +333,7 @@ class MERTEmbedder(Embedder):
             found = [folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()]
             if not found:
                 raise CheckpointUnavailable(
-                    f"embedder.mert.weights_path={folder} has no model.safetensors or pytorch_model.bin. "
+                    f"embedder.mert.checkpoint={folder} has no model.safetensors or pytorch_model.bin. "
                     + specs["weights"].how_to_provide()
                 )
             weights_path = str(found[0])

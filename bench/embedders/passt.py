@@ -33,10 +33,19 @@ with sigmoid (multi-label) outputs, available as ``activation="sigmoid"``.
 
 Output: ``{"emb": (n_windows, 768), "logits": (n_windows, 527), "probs": (527,)}``.
 
-Checked offline: the mel banks against ``torchaudio.compliance.kaldi.get_mel_banks`` and the
-front end against a transcription of ``AugmentMelSTFT.forward``; the transformer block against
-``torch.nn.TransformerEncoderLayer`` (norm_first, GELU). NOT checked offline: numbers against the
-released checkpoint / hear21passt itself (needs the 330 MB weights and timm).
+Parity with the official code (``tests/embedders/test_passt.py``, hear21passt 0.0.26, the package
+AudioCraft and stable-audio-metrics import): hear21passt's own ``passt_s_swa_p16_128_ap476`` network,
+``AugmentMelSTFT`` and ``PasstBasicWrapper`` are built with random weights, the network's
+``state_dict()`` (the released checkpoint's layout) is saved to a file and loaded here through
+:func:`load_passt_state` (strict), and both run on real audio (fadtk's sample clips at 32 kHz):
+front end identical (max abs difference 0.0); ``get_scene_embeddings`` (<= 10 s, one forward pass)
+vs our logits/features: max abs difference ~3e-6 (values up to ~4), asserted at 1e-4; AudioCraft's
+protocol (``torch.split`` segments through the official model, softmax, mean) likewise.
+What differs from hear21passt: its ``get_scene_embeddings`` for clips > 10 s averages
+``[logits, features]`` over 10-s windows every 2.5 s of the reflect-padded clip; that is neither
+AudioCraft's nor stable-audio-metrics' protocol and is not offered here. Resampling to 32 kHz is the
+project's (AudioCraft uses julius). NOT checked: numbers with the released 330 MB weights (no
+download here).
 """
 
 from __future__ import annotations
@@ -51,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.audio import AudioError, AudioSpec
-from bench.checkpoints import CheckpointSpec, resolve
+from bench.checkpoints import CheckpointSpec, renamed_argument, resolve
 from bench.embedders.base import Embedder
 
 PASST_URL = "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt"
@@ -262,8 +271,9 @@ class PaSSTNet(nn.Module):
 
 
 def load_passt_state(path: Path) -> dict[str, torch.Tensor]:
-    """The released checkpoint is a plain state dict; also accept ``{"state_dict"|"model": ...}``
-    wrappers and a ``net.``/``module.`` prefix (PaSST training checkpoints)."""
+    """The released checkpoint is a plain state dict with the keys of hear21passt's ``PaSST``; also
+    accept ``{"state_dict"|"model": ...}`` wrappers, a ``net.``/``module.`` prefix (PaSST training
+    checkpoints) and the pre-conv 2-D patch-embedding weight, as hear21passt's ``checkpoint_filter_fn``."""
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
@@ -273,6 +283,9 @@ def load_passt_state(path: Path) -> dict[str, torch.Tensor]:
         for prefix in ("module.", "net."):
             if k.startswith(prefix):
                 k = k[len(prefix) :]
+        if k == "patch_embed.proj.weight" and v.ndim < 4:  # pre-conv patchify (hear21passt checkpoint_filter_fn)
+            side = math.isqrt(v[0].numel())  # one input channel: (768, 256) -> (768, 1, 16, 16)
+            v = v.reshape(v.shape[0], 1, side, side)
         out[k] = v
     return out
 
@@ -304,7 +317,7 @@ class PaSSTEmbedder(Embedder):
     """PaSST-S window embeddings ``(T, 768)``, window logits ``(T, 527)`` and clip probabilities ``(527,)``.
 
     Args:
-        weights_path: local ``passt-s-f128-p16-s10-ap.476-swa.pt`` (else env var / cache / download).
+        checkpoint: local ``passt-s-f128-p16-s10-ap.476-swa.pt`` (else env var / cache / download).
         protocol: "audiocraft" or "stable_audio" (see module docstring).
         activation: "softmax" (AudioCraft / stable-audio-metrics KL) or "sigmoid" (multi-label tagging).
         window_s: analysis window in seconds (<= 10, the model's positional-embedding span).
@@ -317,12 +330,13 @@ class PaSSTEmbedder(Embedder):
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, min_duration_s=0.15)
 
     param_aliases = {
-        "weights_path": "weights_sha256", "window_s": "window", "hop_s": "hop", "min_segment_s": "min_segment",
+        "checkpoint": "weights_sha256", "weights_path": "weights_sha256", "window_s": "window", "hop_s": "hop",
+        "min_segment_s": "min_segment",
     }
 
     def __init__(
         self,
-        weights_path: str | None = None,
+        checkpoint: str | None = None,
         protocol: str = "audiocraft",
         activation: str = "softmax",
         window_s: float = 10.0,
@@ -332,6 +346,7 @@ class PaSSTEmbedder(Embedder):
         audio: AudioSpec | dict | None = None,
         device: str = "auto",
         batch_size: int = 8,
+        weights_path: str | None = None,  # deprecated alias of checkpoint
     ):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
         if protocol not in ("audiocraft", "stable_audio"):
@@ -359,9 +374,10 @@ class PaSSTEmbedder(Embedder):
             filename=Path(PASST_URL).name,
             url=PASST_URL,
             env_var="GENAUDIO_BENCH_PASST_WEIGHTS",
-            config_key="embedder.passt.weights_path",
+            config_key="embedder.passt.checkpoint",
         )
-        self.weights, self.weights_sha256 = resolve(self.spec, weights_path)
+        checkpoint = renamed_argument(checkpoint, weights_path, "weights_path", "embedder.passt")
+        self.weights, self.weights_sha256 = resolve(self.spec, checkpoint)
         self.net = PaSSTNet(**self.arch, init=False)  # every tensor comes from the checkpoint
         self.net.load_state_dict(load_passt_state(self.weights), strict=True)
         self.mel = PasstMel(n_mels=self.arch["img_size"][0])
