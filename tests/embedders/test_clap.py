@@ -251,6 +251,7 @@ def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
 # HTSAT-base: max abs difference 0 (the same laion_clap model code and the same float32 operations on the same
 # samples). The bound leaves room for thread-count dependent reductions on other machines.
 CLAP_RTOL = 1e-5
+CLAP_FADTK_RTOL = 1e-5  # measured on mg-1648 (3.5 s, 4 windows): max abs 6.1e-8, rel 4.0e-7
 
 
 @pytest.mark.parametrize("clip", ["mg-1741.opus", "mubert-2120.opus"])
@@ -267,6 +268,28 @@ def test_real_audio_matches_reference(emb, ref, clip):
         want = ref.get_audio_embedding_from_data(ref_in[None])
         assert got.shape == want.shape == (1, 512)
         assert _rel(got, want)[1] < CLAP_RTOL
+
+
+def test_fadtk_windows_match_fadtk_clap_laion_model(ref, ckpt, tok_dir, text_cfg):
+    """fadtk 1.1.0 ``CLAPLaionModel._get_embedding`` (its own code: int16 round trip, 10-s chunks every 1 s,
+    zero-padded, each through ``CLAP_Module.get_audio_embedding_from_data``) on a real clip read by its own
+    ``load_wav``, vs ours with ``hop_s=1, tail="all", filling="pad"`` (what ``bench verify`` uses) on the same
+    samples. fadtk quantises twice (its own round trip, then laion_clap's), we once: at most 1 LSB apart."""
+    try:
+        from fadtk.model_loader import CLAPLaionModel
+    except ImportError as exc:
+        pytest.skip(f"fadtk cannot be imported ({exc})")
+    loader = object.__new__(CLAPLaionModel)  # its __init__ downloads the released checkpoint
+    loader.name, loader.sr, loader.min_len, loader.type = "clap-laion-audio", SR, -1, "audio"
+    loader.model, loader.device = ref, torch.device("cpu")
+    wav = loader.load_wav(fadtk_clip_path("mg-1648.opus"))[: int(3.5 * SR)]  # int16 / 32768, float64
+    want = loader._get_embedding(wav).numpy()
+    ours = ClapEmbedder(
+        checkpoint=ckpt, tokenizer=tok_dir, text_config=text_cfg, device="cpu", hop_s=1.0, tail="all", filling="pad"
+    )
+    got = ours.embed(wav.astype(np.float32))["emb"]
+    assert got.shape == want.shape == (4, 512)
+    assert _rel(got, want)[1] < CLAP_FADTK_RTOL
 
 
 def test_text_embedding_matches_reference_and_counts_truncation(emb, ref, caplog):
