@@ -144,12 +144,11 @@ def model_only(emb, wavs: list[np.ndarray], batch: int, device: str, repeats: in
 
 
 def end_to_end(emb, ekey: str, paths: list[Path], io: EmbedIO, device: str, tmp: Path) -> dict[str, Any]:
-    from omegaconf import OmegaConf
 
-    from bench.pipeline import RunState
+    from bench.stages.embed import EmbedState
 
     cache = tmp / f"cache-{ekey}-{'legacy' if io.legacy else 'new'}-{time.time_ns()}"
-    st = RunState(OmegaConf.create({}), tmp, ErrorLog("skip"), ArrayCache(cache))
+    st = EmbedState(ArrayCache(cache), ErrorLog("skip"))
     files = {str(p): [("m", "s", p.stem)] for p in paths}
     cpu0 = time.process_time()
     with GpuSampler() as g:

@@ -98,13 +98,11 @@ def build(name: str, tmp: Path, mode: str, batch_size: int):
 
 def phase(args) -> dict[str, Any]:
     """One measured phase (runs in a subprocess): the embed stage over the clips into an empty cache."""
-    from omegaconf import OmegaConf
 
     from bench.audio import load_audio_report
     from bench.cache import ArrayCache
     from bench.errors import ErrorLog
-    from bench.pipeline import RunState
-    from bench.stages.embed import EmbedIO, embed_all
+    from bench.stages.embed import EmbedIO, EmbedState, embed_all
 
     tmp = Path(args.tmp)
     paths = [Path(p) for p in json.loads(Path(args.paths_file).read_text())]
@@ -114,7 +112,7 @@ def phase(args) -> dict[str, Any]:
     for _, e in embs:  # warm-up outside the timing: numba JIT of resampy, torch kernel selection
         w = load_audio_report(paths[0], e.audio).wav
         e.embed_batch([w])
-    st = RunState(OmegaConf.create({}), tmp, ErrorLog("skip"), ArrayCache(Path(args.cache)))
+    st = EmbedState(ArrayCache(Path(args.cache)), ErrorLog("skip"))
     files = {str(p): [("m", "s", p.stem)] for p in paths}
     c0, t0 = time.process_time(), time.perf_counter()
     embed_all(st, embs, files, progress=False, io=io)

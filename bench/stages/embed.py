@@ -1,5 +1,9 @@
 """The embed stage: every audio file once per embedder, into the content-addressed cache.
 
+Call boundary: :func:`embed` takes the cache, the error log, the embedders, the files with their
+owners (:func:`bench.stages.gather.embed_jobs`) and the input settings (:class:`EmbedIO`) and returns
+:class:`Embedded` (the cache key of every embedded file, per embedder, and the counters).
+
 Cache key = sha256 of the file + the embedder id (name, preprocessing, checkpoint digests). An entry
 is computed only while holding its file lock and after checking the cache again, so processes
 sharing a cache split the work; entries another process holds are waited for at the end.
@@ -20,19 +24,18 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from bench.audio import AudioError, AudioSpec, LoadedAudio, extension_note, load_audio_multi, load_audio_report
 from bench.cache import ArrayCache, sha256_file, stable_hash
 from bench.embedders.base import Embedder
-from bench.errors import RunFailed
-
-if TYPE_CHECKING:
-    from bench.pipeline import RunState
+from bench.errors import ErrorLog, RunFailed
+from bench.stages.common import Component, Owners
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +54,47 @@ def embedding_key(digest: str, embedder: Embedder) -> str:
     return stable_hash({"audio_sha256": digest, "embedder": embedder.id}, 32)
 
 
-Owners = dict[str, list[tuple[str, str, str]]]  # path -> [(owner, set, item id)]
+@dataclass
+class EmbedState:
+    """What the embed stage reads (cache, error log) and writes (``emb_keys``, ``counters``)."""
+
+    cache: ArrayCache
+    errors: ErrorLog
+    #: (embedder key, path) -> cache key of its embedding (successfully embedded files only)
+    emb_keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=lambda: {"embedded": 0, "embed_cache_hits": 0})
 
 
-def _record(st: RunState, ekey: str, key: str, paths: list[str], files: Owners, meta: dict[str, Any]) -> None:
+@dataclass
+class Embedded:
+    """The embed stage's result: ``keys[(embedder, path)]`` and the ``embedded`` / ``embed_cache_hits`` counts."""
+
+    keys: dict[tuple[str, str], str]
+    counters: dict[str, int]
+
+
+def embed(
+    cache: ArrayCache,
+    errors: ErrorLog,
+    embedders: Mapping[str, Component],
+    files: Owners,
+    progress: bool = True,
+    compute: bool = True,
+    io: EmbedIO | None = None,
+) -> Embedded:
+    """Embed ``files`` with every available embedder (``compute=False``: only look up the cache).
+
+    ``io`` (the run's ``embed_io``) sets the input pipeline: workers, prefetch, batching, legacy path.
+    """
+    st = EmbedState(cache, errors)
+    ready = [(e.key, e.obj) for e in embedders.values() if e.obj is not None]
+    embed_all(st, ready, files, progress, compute, io)
+    return Embedded(st.emb_keys, st.counters)
+
+
+
+
+def _record(st: EmbedState, ekey: str, key: str, paths: list[str], files: Owners, meta: dict[str, Any]) -> None:
     """Remember ``key`` as the embedding of ``paths`` and report the entry's warning notes for each owner."""
     for path in paths:
         st.emb_keys[(ekey, path)] = key
@@ -66,13 +106,13 @@ def _record(st: RunState, ekey: str, key: str, paths: list[str], files: Owners, 
                 st.errors.warn("embed", o[0], o[1], o[2], path, note)
 
 
-def _fail(st: RunState, paths: list[str], files: Owners, reason: str) -> None:
+def _fail(st: EmbedState, paths: list[str], files: Owners, reason: str) -> None:
     for path in paths:
         for o in files[path]:
             st.errors.add("embed", o[0], o[1], o[2], path, reason)
 
 
-def _keys(st: RunState, emb: Embedder, files: Owners) -> dict[str, list[str]]:
+def _keys(st: EmbedState, emb: Embedder, files: Owners) -> dict[str, list[str]]:
     """Cache key -> paths (files with identical content share one key); unreadable files are error rows."""
     by_key: dict[str, list[str]] = {}
     for path, owners in files.items():
@@ -87,7 +127,7 @@ def _keys(st: RunState, emb: Embedder, files: Owners) -> dict[str, list[str]]:
 
 
 def embed_files(
-    st: RunState, ekey: str, emb: Embedder, files: Owners, progress: bool, compute: bool = True,
+    st: EmbedState, ekey: str, emb: Embedder, files: Owners, progress: bool, compute: bool = True,
     io: EmbedIO | None = None,
 ) -> None:
     """Embed every file not yet in the cache, in batches; record keys in ``st.emb_keys``.
@@ -99,7 +139,7 @@ def embed_files(
     embed_all(st, [(ekey, emb)], files, progress, compute, io)
 
 
-def _embed_files_legacy(st: RunState, ekey: str, emb: Embedder, files: Owners, progress: bool, compute: bool) -> None:
+def _embed_files_legacy(st: EmbedState, ekey: str, emb: Embedder, files: Owners, progress: bool, compute: bool) -> None:
     """The previous embed stage (``embed_io.legacy``): per embedder, sequential load then embed per batch."""
     by_key = _keys(st, emb, files)
     todo: list[str] = []
@@ -167,7 +207,7 @@ def _load_reason(exc: BaseException) -> str:
 _LOAD_ERRORS = (OSError, RuntimeError, ValueError, MemoryError)
 
 
-def _embed_batch(st: RunState, ekey: str, emb: Embedder, keys: list[str], by_key, files: Owners) -> None:
+def _embed_batch(st: EmbedState, ekey: str, emb: Embedder, keys: list[str], by_key, files: Owners) -> None:
     """Legacy path: load the files of ``keys`` one after the other, then embed them."""
     items = []
     for key in keys:
@@ -186,7 +226,7 @@ def _meta(loaded: LoadedAudio) -> dict[str, Any]:
 
 
 def _embed_loaded(
-    st: RunState, ekey: str, emb: Embedder, items: list[tuple[str, LoadedAudio]], by_key, files: Owners
+    st: EmbedState, ekey: str, emb: Embedder, items: list[tuple[str, LoadedAudio]], by_key, files: Owners
 ) -> None:
     """Embed prepared waveforms ``[(key, loaded)]`` in one ``embed_batch`` call and store the entries."""
     if not items:
@@ -341,7 +381,7 @@ def _executor(io: EmbedIO):
 
 
 def embed_all(
-    st: RunState,
+    st: EmbedState,
     embedders: list[tuple[str, Embedder]],
     files: Owners,
     progress: bool,
@@ -438,7 +478,7 @@ def _distinct_specs(specs: list[AudioSpec]) -> list[AudioSpec]:
     return out
 
 
-def _lock_job(st: RunState, needs: list[_Need], wanted, files: Owners, bar) -> list[tuple[int, str]]:
+def _lock_job(st: EmbedState, needs: list[_Need], wanted, files: Owners, bar) -> list[tuple[int, str]]:
     """Lock the entries of one file job (non-blocking); entries locked elsewhere are deferred, entries
     finished meanwhile recorded. Returns the (need index, key) pairs to compute."""
     from filelock import Timeout
@@ -470,7 +510,7 @@ def _batch_full(need: _Need, io: EmbedIO) -> bool:
     return len(need.pending) >= max(1, int(need.emb.batch_size))
 
 
-def _flush(st: RunState, need: _Need, files: Owners, bar) -> None:
+def _flush(st: EmbedState, need: _Need, files: Owners, bar) -> None:
     """Embed and store ``need``'s waiting clips, then release their locks."""
     items, need.pending, need.pending_bytes, need.pending_s = need.pending, [], 0, 0.0
     if not items:

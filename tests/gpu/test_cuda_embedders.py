@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -20,8 +19,11 @@ import random_embedders  # noqa: E402
 from bench.cache import ArrayCache  # noqa: E402
 from bench.embedders.base import EmbedderUnavailable  # noqa: E402
 from bench.errors import ErrorLog  # noqa: E402
-from bench.pipeline import RunState  # noqa: E402
-from bench.stages.embed import EmbedIO, embed_all  # noqa: E402
+from bench.stages.embed import (  # noqa: E402
+    EmbedIO,
+    EmbedState,
+    embed_all,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -72,7 +74,7 @@ def test_pipelined_stage_feeds_cuda_models(tmp_path):
         files[str(p)] = [("m", "s", f"i{i}")]
     res = {}
     for dev in ("cpu", "cuda"):
-        st = RunState(OmegaConf.create({}), tmp_path, ErrorLog("skip"), ArrayCache(tmp_path / dev))
+        st = EmbedState(ArrayCache(tmp_path / dev), ErrorLog("skip"))
         embs = [(n, _build(n, dev, tmp_path / f"w{dev}")) for n in ("vggish", "clap")]
         embed_all(st, embs, files, progress=False, io=EmbedIO(num_workers=4, batch_audio_s=16.0))
         assert not st.errors.rows and st.counters["embedded"] == 24

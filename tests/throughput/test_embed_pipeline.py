@@ -9,15 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from omegaconf import OmegaConf
 
 import bench.audio as audio_mod
 from bench.audio import AudioError, AudioSpec, load_audio_multi, load_audio_report
 from bench.cache import ArrayCache
 from bench.embedders.base import Embedder
 from bench.errors import ErrorLog
-from bench.pipeline import RunState
-from bench.stages.embed import EmbedIO, embed_all
+from bench.stages.embed import EmbedIO, EmbedState, embed_all
 
 
 class StatsEmbedder(Embedder):
@@ -73,7 +71,7 @@ def corpus(tmp_path_factory) -> dict[str, list[tuple[str, str, str]]]:
 
 
 def _run(tmp: Path, files, io: EmbedIO, batch_size=3):
-    st = RunState(OmegaConf.create({}), tmp, ErrorLog("skip"), ArrayCache(tmp / "cache"))
+    st = EmbedState(ArrayCache(tmp / "cache"), ErrorLog("skip"))
     embs = [(k, StatsEmbedder(audio=s, batch_size=batch_size)) for k, s in SPECS.items()]
     embed_all(st, embs, files, progress=False, io=io)
     entries = {}
@@ -120,7 +118,7 @@ def test_batches_by_count_or_audio_length_and_rerun_hits_cache(corpus, legacy, t
     assert embs[0][1].batches != [3] * len(embs[0][1].batches)
     for k in ref:  # batch composition does not change this embedder's values
         assert entries[k][1] == ref[k][1]
-    st = RunState(OmegaConf.create({}), tmp_path, ErrorLog("skip"), ArrayCache(tmp_path / "len" / "cache"))
+    st = EmbedState(ArrayCache(tmp_path / "len" / "cache"), ErrorLog("skip"))
     again = [(k, StatsEmbedder(audio=s)) for k, s in SPECS.items()]
     embed_all(st, again, corpus, progress=False, io=EmbedIO(num_workers=2))
     assert st.counters["embedded"] == 0 and st.counters["embed_cache_hits"] > 0
