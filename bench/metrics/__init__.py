@@ -15,6 +15,7 @@ REGISTRY: dict[str, str] = {
     "inception_score": "bench.metrics.inception.InceptionScore",
     "prdc": "bench.metrics.prdc.PRDC",
     "memorization": "bench.metrics.memorization.Memorization",
+    "mad": "bench.metrics.mad.MAD",
 }
 
 
