@@ -16,6 +16,8 @@ REGISTRY: dict[str, str] = {
     "prdc": "bench.metrics.prdc.PRDC",
     "memorization": "bench.metrics.memorization.Memorization",
     "mad": "bench.metrics.mad.MAD",
+    "chroma_cosine": "bench.metrics.melody.ChromaCosine",
+    "pitch_accuracy": "bench.metrics.melody.PitchAccuracy",
 }
 
 
