@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip wheel setuptools
   .venv/bin/pip install -q -r requirements.txt
   # data-only wheels: installed without their (TensorFlow) dependencies, never imported
-  .venv/bin/pip install -q --no-deps musicnn==0.1.0 aisfx==0.1.2 fadtk==1.1.0
+  .venv/bin/pip install -q --no-deps musicnn==0.1.0 aisfx==0.1.2 fadtk==1.1.0 audiobox-aesthetics==0.0.4
   .venv/bin/pip install -q --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi

@@ -18,6 +18,10 @@ REGISTRY: dict[str, str] = {
     "mad": "bench.metrics.mad.MAD",
     "chroma_cosine": "bench.metrics.melody.ChromaCosine",
     "pitch_accuracy": "bench.metrics.melody.PitchAccuracy",
+    "aes_ce": "bench.metrics.aesthetics.AestheticsCE",
+    "aes_cu": "bench.metrics.aesthetics.AestheticsCU",
+    "aes_pc": "bench.metrics.aesthetics.AestheticsPC",
+    "aes_pq": "bench.metrics.aesthetics.AestheticsPQ",
 }
 
 
