@@ -16,12 +16,12 @@ import torch
 
 pytest.importorskip("audiobox_aesthetics.model.aes", reason="pip install --no-deps audiobox-aesthetics==0.0.4")
 
-from bench.checkpoints import CheckpointUnavailable  # noqa: E402
-from bench.embedders.audiobox_aesthetics import AXES, AudioboxAesthetics, window_batch  # noqa: E402
-from bench.embedders.base import EmbedderUnavailable  # noqa: E402
-from bench.metrics.aesthetics import AestheticsCE, AestheticsPQ  # noqa: E402
-from bench.metrics.base import EmbeddingSet, MetricInput, MetricUnavailable  # noqa: E402
-from bench.metrics.bootstrap import clip_weights  # noqa: E402
+from bench.checkpoints import CheckpointUnavailable
+from bench.embedders.audiobox_aesthetics import AXES, AudioboxAesthetics, window_batch
+from bench.embedders.base import EmbedderUnavailable
+from bench.metrics.aesthetics import AestheticsCE, AestheticsPQ
+from bench.metrics.base import EmbeddingSet, MetricInput, MetricUnavailable
+from bench.metrics.bootstrap import clip_weights
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "melody"
 
