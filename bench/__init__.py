@@ -18,7 +18,7 @@ def run(cfg: Any, run_dir: Any = None):
 
 
 def compose(overrides: list[str] | None = None):
-    """Compose the run config from ``configs/`` with Hydra overrides (no job, no chdir)."""
+    """Compose the run config from the packaged ``bench/configs/`` with Hydra overrides (no job, no chdir)."""
     from bench.cli import compose as _compose
 
     return _compose(overrides)

@@ -1,7 +1,7 @@
 """The ``bench`` console script: a Hydra app around :func:`bench.pipeline.run`.
 
     bench                                   # the offline demo experiment
-    bench experiment=musiccaps_folder       # a named experiment (configs/experiment/)
+    bench experiment=musiccaps_folder       # a named experiment (bench/configs/experiment/)
     bench model=[oracle,noise] embedder=[musicnn] metric=[fad,kad]
     bench -m model=[synth],[noise]          # Hydra multirun sweep
     bench leaderboard results/a results/b   # merge runs into one board (bench.report.cli)
@@ -10,22 +10,19 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from bench.checkpoints import bench_home
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
+from bench.resources import CONFIG_DIR, package_path
 
 
 def register_resolvers() -> None:
-    """``${bench_home:sub}`` -> $GENAUDIO_BENCH_HOME/sub; ``${repo_root:}`` -> the checkout root."""
+    """``${bench_home:sub}`` -> $GENAUDIO_BENCH_HOME/sub; ``${bench_pkg:sub}`` -> sub inside the installed package."""
     if not OmegaConf.has_resolver("bench_home"):
         OmegaConf.register_new_resolver("bench_home", lambda sub="": str(bench_home() / sub) if sub else str(bench_home()))
-    if not OmegaConf.has_resolver("repo_root"):
-        OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("bench_pkg"):
+        OmegaConf.register_new_resolver("bench_pkg", package_path)
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "config"):

@@ -19,7 +19,9 @@ from bench.audio import AudioSpec
 from bench.checkpoints import CheckpointUnavailable
 from bench.embedders.base import EmbedderUnavailable
 from bench.errors import ConfigError
+from bench.identity import init_params
 from bench.models.base import ModelUnavailable
+from bench.resources import CONFIG_DIR
 
 GROUPS = ("model", "prompts", "reference", "embedder", "metric")
 STAGES = ("gather", "embed", "score", "report")
@@ -44,7 +46,6 @@ TOP_LEVEL_KEYS = {
 UNAVAILABLE_ERRORS = (EmbedderUnavailable, CheckpointUnavailable, ModelUnavailable, ImportError)
 
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 #: Hydra's reserved keys inside an instantiable node
 _HYDRA_NODE_KEYS = {"_target_", "_recursive_", "_convert_", "_partial_", "_args_"}
 
@@ -55,7 +56,7 @@ def _did_you_mean(word: str, choices: list[str] | set[str]) -> str:
 
 
 def group_options(group: str) -> list[str]:
-    """Option keys available in ``configs/<group>/`` (for error messages)."""
+    """Option keys available in the packaged ``bench/configs/<group>/`` (for error messages)."""
     d = CONFIG_DIR / group
     return sorted(f.stem for f in d.glob("*.yaml")) if d.is_dir() else []
 
@@ -90,7 +91,7 @@ def check_group_overrides(overrides: list[str], search_dirs: tuple[str | Path, .
             hints = "".join(_did_you_mean(n, available) for n in unknown)
             raise ConfigError(
                 f"unknown {group} option(s) {unknown}{hints}; available {group} options: {sorted(available)} "
-                f"(files in configs/{group}/)"
+                f"(files in bench/configs/{group}/)"
             )
 
 
@@ -148,14 +149,14 @@ def validate(cfg: DictConfig) -> None:
             if not isinstance(v, DictConfig) or "_target_" not in v:
                 raise ConfigError(
                     f"{g}.{k} has no _target_; config groups are selected as {g}=[a,b] and each option file nests "
-                    f"its settings under its own key (see configs/{g}/; options: {group_options(g)})"
+                    f"its settings under its own key (see bench/configs/{g}/; options: {group_options(g)})"
                 )
             _check_node(g, str(k), v)
 
 
 def _where(group: str, key: str) -> str:
     f = CONFIG_DIR / group / f"{key}.yaml"
-    return f"configs/{group}/{key}.yaml" if f.is_file() else f"the {group}.{key} config"
+    return f"bench/configs/{group}/{key}.yaml" if f.is_file() else f"the {group}.{key} config"
 
 
 def locate_target(target: str) -> Any | None:
@@ -189,20 +190,10 @@ def accepted_params(obj: Any) -> tuple[set[str], bool]:
 
     For classes the ``__init__`` chain is followed through ``**kw`` passed to ``super()``.
     """
-    names: set[str] = set()
     if inspect.isclass(obj):
-        for klass in obj.__mro__:
-            if "__init__" not in klass.__dict__ or klass is object:
-                continue
-            try:
-                sig = inspect.signature(klass.__dict__["__init__"])
-            except (TypeError, ValueError):
-                return names, True
-            params = list(sig.parameters.values())[1:]
-            names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-            if not any(p.kind == p.VAR_KEYWORD for p in params):
-                return names, False
-        return names, False
+        names, open_ = init_params(obj)
+        return set(names), open_
+    names: set[str] = set()
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):

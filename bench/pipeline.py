@@ -1,6 +1,6 @@
 """The run: gather audio -> embed (cached per file) -> score (cached per cell) -> leaderboard.
 
-``run(cfg)`` takes the resolved Hydra config (see ``configs/config.yaml``) and writes into the run
+``run(cfg)`` takes the resolved Hydra config (see ``bench/configs/config.yaml``) and writes into the run
 directory:
 
 - ``audio/<model>/<prompt set>/*.wav``     generated audio (resumable)
@@ -44,8 +44,6 @@ from bench.config import (
     validate,
 )
 from bench.config import instantiate_option as _instantiate
-from bench.embedding import EmbeddingLoader, embedding_key, file_digest
-from bench.embedding import embed_files as _embed_files
 from bench.errors import ConfigError, ErrorLog
 from bench.manifest import package_versions as _versions
 from bench.metrics.base import Metric, prompt_of
@@ -53,7 +51,9 @@ from bench.paths import inside, safe_id
 from bench.prompts import PromptSet
 from bench.references import ReferenceSet
 from bench.report import leaderboard as lb
-from bench.scoring import score_cell as _score_cell
+from bench.stages.embed import EmbeddingLoader, embedding_key, file_digest
+from bench.stages.embed import embed_files as _embed_files
+from bench.stages.score import score_cell as _score_cell
 
 log = logging.getLogger(__name__)
 
@@ -277,8 +277,7 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
             lb.write_csv(lb.wide_frame(long), rec / "leaderboard.csv")
             lb.write_csv(_frame(per_item, lb.PER_ITEM_COLUMNS), rec / "per_item.csv", lb.PER_ITEM_COLUMNS)
             lb.write_csv(_frame(replicates, lb.REPLICATE_COLUMNS), rec / "replicates.csv", lb.REPLICATE_COLUMNS)
-            curve_cols = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric", "n", "value")
-            lb.write_csv(_frame(curves, curve_cols), rec / "curves.csv", curve_cols)
+            lb.write_csv(_frame(curves, lb.CURVE_COLUMNS), rec / "curves.csv", lb.CURVE_COLUMNS)
         st.errors.write(rec / "errors.csv")
         manifest = {
             "run_id": run_id,

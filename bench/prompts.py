@@ -1,7 +1,7 @@
 """Prompt sets: ids, texts and (optionally) the paired reference clip of each prompt.
 
 Ids come from untrusted files; they are only ever turned into file names through
-:func:`bench.paths.safe_id`. Loaders for the public caption sets live in ``bench.data``.
+:func:`bench.paths.safe_id`. Loaders for the public caption sets live in ``bench.prompt_sets``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,21 +157,43 @@ class PromptSet:
                               license, source)
 
     @classmethod
-    def _from_rows(cls, name, rows, path, id_col, text_col, ref_col, limit, offset, license, source) -> PromptSet:
-        if rows and (id_col not in rows[0] or text_col not in rows[0]):
+    def from_rows(
+        cls,
+        name: str,
+        rows: list[dict[str, Any]],
+        path: str | Path,
+        id_column: str = "id",
+        text_column: str = "text",
+        reference_column: str | None = "reference",
+        license: str | None = None,
+        source: str | None = None,
+        subset: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    ) -> PromptSet:
+        """The one table -> prompts conversion (every CSV / JSONL loader ends here).
+
+        ``rows`` are the table's records, checked for the id/text columns and then cut to
+        ``subset(rows)``; relative reference paths are resolved against ``path``'s folder; the other
+        columns become ``Prompt.meta``.
+        """
+        path = Path(path)
+        if rows and (id_column not in rows[0] or text_column not in rows[0]):
             raise ValueError(
-                f"{path}: needs columns {id_col!r} and {text_col!r}; found {sorted(rows[0])}"
+                f"{path}: needs columns {id_column!r} and {text_column!r}; found {sorted(rows[0])}"
                 " (set id_column/text_column in the prompts config)"
             )
-        rows = rows[offset:]
-        if limit is not None:
-            rows = rows[: int(limit)]
         prompts = []
-        for r in rows:
-            ref = r.get(ref_col) if ref_col else None
+        for r in subset(rows) if subset else rows:
+            ref = r.get(reference_column) if reference_column else None
             if ref:
                 rp = Path(str(ref)).expanduser()
                 ref = str(rp if rp.is_absolute() else (path.parent / rp))
-            meta = {k: v for k, v in r.items() if k not in (id_col, text_col, ref_col)}
-            prompts.append(Prompt(str(r[id_col]), str(r[text_col]), ref or None, meta))
+            meta = {k: v for k, v in r.items() if k not in (id_column, text_column, reference_column)}
+            prompts.append(Prompt(str(r[id_column]), str(r[text_column]), ref or None, meta))
         return cls(name, prompts, license, source or str(path))
+
+    @classmethod
+    def _from_rows(cls, name, rows, path, id_col, text_col, ref_col, limit, offset, license, source) -> PromptSet:
+        def subset(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return rows[offset:] if limit is None else rows[offset:][: int(limit)]
+
+        return cls.from_rows(name, rows, path, id_col, text_col, ref_col, license, source, subset)

@@ -72,7 +72,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench.audio import load_audio, write_audio  # noqa: E402
 from bench.checkpoints import CheckpointUnavailable  # noqa: E402
 from bench.embedders.base import Embedder, EmbedderUnavailable  # noqa: E402
-from bench.embedders.mel import periodic_hann, vggish_mel_matrix  # noqa: E402
+from bench.embedders.frontends import periodic_hann, vggish_mel_matrix  # noqa: E402
 
 ORDER = ("vggish", "pann", "musicnn", "aisfx", "logmel", "clap", "encodec", "mert", "openl3", "passt")
 WARMUP_S = 5.0

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 
 from bench.metrics.fad import frechet_distance  # noqa: E402
-from bench.metrics.peers import fadtk_fd, frechet_audio_distance_fd  # noqa: E402
+from benchmarks.peers import fadtk_fd, frechet_audio_distance_fd  # noqa: E402
 
 
 def make_stats(d: int, n: int, seed: int, shift: float, scale: float) -> tuple[np.ndarray, np.ndarray]:

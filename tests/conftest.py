@@ -25,6 +25,8 @@ import soundfile as sf  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+if str(REPO_ROOT) not in sys.path:  # test helpers shared with the benchmarks: ``benchmarks.peers``
+    sys.path.append(str(REPO_ROOT))
 
 #: prompts of the tiny corpus: (id, text); each has a paired reference clip
 TINY_PROMPTS = [

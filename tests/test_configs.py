@@ -1,4 +1,4 @@
-"""Every option file in configs/ composes, and instantiates offline or says clearly why it cannot."""
+"""Every option file in bench/configs/ composes, and instantiates offline or says clearly why it cannot."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bench.pipeline import ConfigError, validate
 from bench.prompts import PromptSet
 from bench.references import ReferenceSet
 
-CONFIGS = Path(bench.__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(bench.__file__).resolve().parent / "configs"
 GROUPS = {"model": Model, "prompts": PromptSet, "reference": ReferenceSet, "embedder": Embedder, "metric": Metric}
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONFIGS / g).glob("*.yaml"))]
 #: what an option may raise offline; each carries a how-to message

@@ -1,4 +1,4 @@
-"""bench.prompts.PromptSet and every shipped prompt config (configs/prompts/*.yaml)."""
+"""bench.prompts.PromptSet and every shipped prompt config (bench/configs/prompts/*.yaml)."""
 
 from __future__ import annotations
 

@@ -252,6 +252,8 @@ class AISFXEmbedder(Embedder):
     name = "aisfx"
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, mono="mean", resampler="torchaudio_kaiser_best")
 
+    param_aliases = {"checkpoint": "checkpoint_sha256", "emb_hop": "block_hop_frames"}
+
     def __init__(
         self,
         checkpoint: str | None = None,
@@ -280,9 +282,8 @@ class AISFXEmbedder(Embedder):
         self.filterbank = torch.from_numpy(essentia_mel_filterbank()).to(self.device)
         self.window = torch.from_numpy(hann_symmetric(FRAME_SIZE)).to(self.device)
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
             "checkpoint_sha256": self.sha256,
             "features": {
                 "sample_rate": SAMPLE_RATE,
@@ -297,7 +298,6 @@ class AISFXEmbedder(Embedder):
             },
             "block_frames": EMB_BLOCK_LENGTH,
             "block_hop_frames": self.block_hop,
-            "drop_partial_block": self.drop_partial_block,
         }
 
     def checkpoints(self) -> dict[str, dict[str, str]]:

@@ -7,7 +7,9 @@ An embedder turns one preprocessed waveform (float32 ``(samples,)`` at
 - ``"probs"``: optional clip-level class probabilities ``(n_classes,)`` for KL / Inception Score.
 
 Everything that changes those numbers (checkpoint digest, preprocessing, windowing, layer)
-goes into :meth:`params`, which keys the embedding cache and is written to the manifest.
+goes into :meth:`params`, which keys the embedding cache and is written to the manifest: every
+constructor argument (:mod:`bench.identity`) except the few in ``non_value_params``, plus what
+:meth:`Embedder.derived_params` resolves (weight digests, fixed front-end settings).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from bench.audio import AudioSpec
 from bench.cache import stable_hash
+from bench.identity import Configured
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-class Embedder(ABC):
+class Embedder(Configured, ABC):
     """Audio -> frame embeddings. Subclasses set ``name`` and implement :meth:`embed`.
 
     Args:
@@ -52,6 +55,8 @@ class Embedder(ABC):
     default_audio: AudioSpec = AudioSpec()
     #: class names when the backend is a classifier (``probs`` output), else None
     class_names: Sequence[str] | None = None
+    #: constructor arguments that never change the embeddings
+    non_value_params: ClassVar[tuple[str, ...]] = ("device", "batch_size", "progress", "num_workers", "config_key")
 
     def __init__(self, audio: AudioSpec | dict | None = None, device: str = "auto", batch_size: int = 8):
         if audio is None:
@@ -66,8 +71,13 @@ class Embedder(ABC):
 
     # -- identity -----------------------------------------------------------------
     def params(self) -> dict[str, Any]:
-        """Everything that changes the output. Subclasses extend (``{**super().params(), ...}``)."""
-        return {"name": self.name, "audio": self.audio.to_dict()}
+        """Everything that changes the output: name, value-affecting constructor arguments, derived facts."""
+        return {"name": self.name, **self.value_params(), **self.derived_params()}
+
+    def derived_params(self) -> dict[str, Any]:
+        """Resolved facts that change the output: weight digests (the ``param_aliases`` targets),
+        fixed front-end settings. Backends override."""
+        return {}
 
     @property
     def id(self) -> str:

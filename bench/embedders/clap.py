@@ -112,7 +112,7 @@ class ClapVariant:
     filename: str
     amodel: str  # laion_clap model config: HTSAT-tiny (630k) or HTSAT-base (music)
     fusion: bool
-    config_key: str  # our Hydra config (configs/embedder/<config_key>.yaml)
+    config_key: str  # our Hydra config (bench/configs/embedder/<config_key>.yaml)
 
     def spec(self) -> CheckpointSpec:
         env = "GENAUDIO_BENCH_" + self.config_key.upper() + "_CKPT"
@@ -372,6 +372,11 @@ class ClapEmbedder(Embedder):
     name = "clap"
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, mono="mean", resampler="torchaudio_kaiser_best")
 
+    #: tokenizer: where the standard roberta-base vocabulary is; text_config: fixed by the checkpoint
+    #: (loaded strictly), whose digest is in the id; text_batch_size: speed only
+    non_value_params = (*Embedder.non_value_params, "tokenizer", "text_config", "text_batch_size")
+    param_aliases = {"checkpoint": "checkpoint_sha256"}
+
     def __init__(
         self,
         variant: str = "630k-audioset",
@@ -430,20 +435,8 @@ class ClapEmbedder(Embedder):
         self.audio_cfg = dict(self.model_cfg["audio_cfg"])
 
     # -- identity ---------------------------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "variant": self.variant,
-            "amodel": self.spec.amodel,
-            "fusion": self.spec.fusion,
-            "checkpoint_sha256": self.ckpt_sha256,
-            "long_audio": self.long_audio,
-            "hop_s": self.hop_s,
-            "tail": self.tail,
-            "filling": self.filling,
-            "min_tail_s": self.min_tail_s,
-            "quantize_int16": self.quantize_int16,
-        }
+    def derived_params(self) -> dict[str, Any]:
+        return {"amodel": self.spec.amodel, "fusion": self.spec.fusion, "checkpoint_sha256": self.ckpt_sha256}
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
         out = {"clap": {"path": str(self.ckpt_path), "sha256": self.ckpt_sha256}}

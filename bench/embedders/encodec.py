@@ -108,6 +108,8 @@ class EncodecEmbedder(Embedder):
     name = "encodec"
     default_audio = AudioSpec(sample_rate=24000, mono="mean", resampler="torchaudio_sinc", max_duration_s=180.0)
 
+    param_aliases = {"checkpoint": "checkpoint_sha256", "segment_s": "segment"}
+
     def __init__(
         self,
         variant: str = "24khz",
@@ -148,13 +150,10 @@ class EncodecEmbedder(Embedder):
             if self.segment <= 0:
                 raise ValueError(f"segment_s must be > 0, got {segment_s}")
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
-            "variant": self.variant,
             "checkpoint_sha256": self.ckpt_sha256,
             "segment": self.segment,
-            "normalize": self.normalize,
             "layer": "encoder_output_prequantization",
         }
 

@@ -56,12 +56,8 @@ class LogMelEmbedder(Embedder):
             f_max=self.f_max, n_mels=self.n_mels, power=2.0, center=True, pad_mode="reflect", mel_scale="htk",
         ).to(self.device)
 
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "n_mels": self.n_mels, "win_ms": self.win_ms, "hop_ms": self.hop_ms, "n_fft": self.n_fft,
-            "f_min": self.f_min, "f_max": self.f_max, "segment_s": self.segment_s, "log_offset": 1e-6,
-        }
+    def derived_params(self) -> dict[str, Any]:
+        return {"log_offset": 1e-6}
 
     def embed(self, wav: np.ndarray) -> dict[str, np.ndarray]:
         return self.embed_batch([wav])[0]

@@ -36,13 +36,23 @@ forward pass. Those are the defaults here; ``window_s`` optionally cuts long cli
 
 Output: ``{"emb": (T, D)}`` float32 frame embeddings at 75 Hz; pooling over time is the metric's job.
 
-Checked offline: normalisation against ``Wav2Vec2FeatureExtractor``; a tiny random MERT-format
-checkpoint (legacy weight-norm names, MERT config keys) loaded here against the same weights in
-``HubertModel`` + the feature extractor. NOT checked offline (no weights here): the released
-``pytorch_model.bin`` key layout (assumed: ``MERTModel.save_pretrained`` under transformers 4.25,
-i.e. no prefix and legacy weight-norm names; the converter also accepts prefixes and new names and
-fails loudly on anything else) and the released config values (read at run time from
-``config.json``, never hard-coded).
+Parity with MERT's own code (``tests/embedders/test_mert.py``). MERT's ``modeling_MERT.py`` /
+``configuration_MERT.py`` (m-a-p/MERT-v1-95M on Hugging Face; read from the copy in
+github.com/cannam/mert-vamp-plugin commit 6ce100f, not vendored) were run offline by
+``scripts/golden_mert.py`` under transformers 4.57: (a) two tiny random ``MERTModel``s, DeepNorm off
+and on, on a real clip -- every ``hidden_states`` entry reproduced here through our loader with max
+abs difference 0.0 (asserted 1e-5; the non-CQT MERT forward *is* transformers' Hubert modules);
+(b) the parameter names/shapes of ``MERTModel(MERTConfig())`` = the released MERT-v1-95M
+``pytorch_model.bin`` (cannam's ``dump-weights.py`` loads that file strictly into exactly this model;
+94,371,712 parameters) load strictly, with legacy and parametrized weight-norm names. Found while
+doing so: MERT's code lacks ``conv_pos_batch_norm`` for current transformers (fadtk sets it False,
+as here); its DeepNorm layers build ``HubertAttention`` without a config, which current
+transformers rejects (the golden script patches the config in); its ``attention_relax > 0`` branch
+cannot run at all (``torch.max(..., dim=-1).unsqueeze`` on a named tuple), so no working MERT
+config uses it. NOT checked here: the released ``config.json`` / ``preprocessor_config.json`` values
+of either variant and anything about MERT-v1-330M beyond the model card's 24 layers x 1024 (no files
+offline; config values are read at run time, never hard-coded); numbers with the real weights.
+Layer indexing equals fadtk's ``MERTModel`` (``torch.stack(hidden_states)[layer]``).
 """
 
 from __future__ import annotations
@@ -238,6 +248,8 @@ class MERTEmbedder(Embedder):
     name = "mert"
     default_audio = AudioSpec(sample_rate=24000, max_duration_s=360.0)
 
+    param_aliases = {"weights_path": "weights_sha256", "config_path": "config_sha256"}
+
     def __init__(
         self,
         variant: str = "MERT-v1-95M",
@@ -324,12 +336,8 @@ class MERTEmbedder(Embedder):
     def checkpoints(self) -> dict[str, dict[str, str]]:
         return {role: {"path": str(p), "sha256": d} for role, (p, d) in self._files.items()}
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
-            "variant": self.variant,
-            "layer": self.layer,
-            "window_s": self.window_s,
             "normalize": "zero_mean_unit_var",
             "weights_sha256": self._files["weights"][1],
             "config_sha256": self._files["config"][1],

@@ -4,7 +4,7 @@ The ``musicnn==0.1.0`` wheel (ISC license) ships four trained taggers as TF1 che
 ``MSD_musicnn`` / ``MTT_musicnn`` (musically motivated CNN: vertical timbral + horizontal
 temporal filters, dense residual mid-end, mean+max temporal pooling back end) and
 ``MSD_vgg`` / ``MTT_vgg`` (5-layer VGG-like CNN). Each predicts 50 tags from 3 s log-mel patches.
-We read those checkpoints with :mod:`bench.embedders.tf_checkpoint` (no TensorFlow) and never
+We read those checkpoints with :mod:`bench.formats.tf_checkpoint` (no TensorFlow) and never
 import the ``musicnn`` package (it imports TensorFlow at import time): the files are found via
 ``importlib.util.find_spec("musicnn")``, which does not execute the package.
 
@@ -52,7 +52,7 @@ from bench.audio import AudioSpec
 from bench.cache import sha256_file
 from bench.checkpoints import bench_home
 from bench.embedders.base import Embedder, EmbedderUnavailable
-from bench.embedders.tf_checkpoint import CheckpointFormatError, TFCheckpoint
+from bench.formats.tf_checkpoint import CheckpointFormatError, TFCheckpoint
 
 #: environment variable naming a musicnn checkpoint root (holding MSD_musicnn/...) or one model folder
 ENV_DIR = "GENAUDIO_BENCH_MUSICNN_DIR"
@@ -409,6 +409,13 @@ class MusicnnEmbedder(Embedder):
     name = "musicnn"
     default_audio = AudioSpec(sample_rate=SR, mono="mean", resampler="resampy_kaiser_best")
 
+    #: verify_sha256: a check of the files only (their digest is in the id either way)
+    non_value_params = (*Embedder.non_value_params, "verify_sha256")
+    param_aliases = {
+        "model": "model", "checkpoint_dir": "checkpoint_sha256", "input_length": "patch_frames",
+        "input_overlap": "patch_hop_frames",
+    }
+
     def __init__(
         self,
         model: str = "MSD_musicnn",
@@ -472,12 +479,10 @@ class MusicnnEmbedder(Embedder):
         self.net = net.eval().to(self.device)
         self.mel_basis = torch.from_numpy(mel_filterbank_slaney(SR, FFT_SIZE, N_MELS)).to(self.device)
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
             "model": self.model_name,
             "checkpoint_sha256": self.sha256,
-            "layer": self.layer,
             "features": {
                 "sample_rate": SR,
                 "n_fft": FFT_SIZE,
@@ -492,7 +497,6 @@ class MusicnnEmbedder(Embedder):
             },
             "patch_frames": self.n_frames,
             "patch_hop_frames": self.patch_hop,
-            "pad_short": self.pad_short,
         }
 
     def checkpoints(self) -> dict[str, dict[str, str]]:

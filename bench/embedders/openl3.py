@@ -35,14 +35,24 @@ Weights: torchopenl3's numpy conversion of the Keras weights,
 restricted unpickler that only admits numpy arrays and containers -- no arbitrary code), or a torch
 state dict (``.pt``/``.pth``, ``weights_only=True``) / ``.safetensors`` file with torchopenl3's keys.
 
-Parity status: the filterbanks are checked against librosa, the front ends against librosa-STFT and
-torchopenl3-DFT-kernel transcriptions, the framing against openl3's code. Numerical parity with the
-Keras/TensorFlow model itself could NOT be checked offline (no TensorFlow, no released weights here),
-so agreement with openl3/stable-audio-metrics numbers is expected but unproven. Assumptions read off
-source code, not verified on the real files: the numpy weights hold PyTorch-layout kernels under
-MMdnn names as torchopenl3's loader expects (Keras-layout kernels are transposed automatically);
-openl3 0.3 and 0.4 share one set of trained weights; kapre 0.3's default STFT window is
-``tf.signal.hann_window`` (periodic).
+Parity with the official code (``tests/embedders/test_openl3.py``): torchopenl3 1.0.1, the PyTorch
+port of openl3 0.3.1 / kapre 0.1.4. Its ``PytorchOpenl3`` is built with random weights and random
+BatchNorm statistics, its ``state_dict()`` (the released ``*.pth.tar`` layout, including the
+``speclayer.*`` buffers, which are ignored here) is loaded through :func:`load_openl3_state` (strict),
+and ``torchopenl3.get_audio_embedding`` (its framing, resampy from 44.1 kHz, its network) is compared
+with ``frontend="kapre_v0.1.4"`` on fadtk's real clips: max abs difference 1.9e-6 (embeddings up to
+0.34), asserted at 3e-5 relative; mel256/512 and mel128/6144. One deliberate difference: torchopenl3
+calls ``librosa.filters.mel(norm=1)``, which was area ("slaney") normalisation in the librosa 0.6 that
+kapre 0.1.4 used but is L1 normalisation since librosa 0.8; the comparison therefore gives
+torchopenl3 the slaney matrix (what openl3 0.3 computed). With torchopenl3's matrix as installed the
+embeddings differ by up to ~1e-3 relative. The spectrogram is computed in float64: the dB floor is
+80 dB below the maximum *magnitude*, under float32 rounding, so float32 implementations (torchopenl3,
+and presumably the Keras original) differ by up to ~0.2-3 dB in the quietest bins; above -60 dB
+ours and torchopenl3's agree to 0.003 dB. NOT checked against official code: the default
+``frontend="kapre_v0.3"`` (openl3 0.4 / kapre 0.3 need TensorFlow; checked against a librosa
+pipeline only), and anything with the released weights (no download here). The numpy-weights
+reading assumes torchopenl3-era MMdnn names (Keras-layout kernels are transposed automatically) and
+that openl3 0.3 and 0.4 share one set of trained weights.
 """
 
 from __future__ import annotations
@@ -99,7 +109,9 @@ def mel_to_hz(m: np.ndarray, htk: bool) -> np.ndarray:
     return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
-def mel_filterbank(sr: int, n_fft: int, n_mels: int, htk: bool, fmin: float = 0.0, fmax: float | None = None):
+def mel_filterbank(
+    sr: int, n_fft: int, n_mels: int, htk: bool, fmin: float = 0.0, fmax: float | None = None, dtype=np.float32
+):
     """``librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk=htk, norm="slaney")`` -> ``(n_mels, 1 + n_fft // 2)``.
 
     kapre 0.1.4 called librosa 0.6 with ``norm=1``, which meant this area ("slaney") normalisation.
@@ -113,7 +125,7 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, htk: bool, fmin: float = 0.
     upper = ramps[2:] / fdiff[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
     weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
-    return weights.astype(np.float32)
+    return weights.astype(dtype)
 
 
 def kapre_decibel(x: torch.Tensor, amin: float = 1e-10, dynamic_range: float = 80.0) -> torch.Tensor:
@@ -132,8 +144,9 @@ class OpenL3Spectrogram(nn.Module):
             raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
         self.frontend = frontend
         htk = frontend == "kapre_v0.1.4"
-        self.register_buffer("mel_basis", torch.from_numpy(mel_filterbank(SAMPLE_RATE, N_FFT, n_mels, htk)))
-        self.register_buffer("window", torch.hann_window(N_FFT, periodic=True))
+        basis = mel_filterbank(SAMPLE_RATE, N_FFT, n_mels, htk, dtype=np.float64)
+        self.register_buffer("mel_basis", torch.from_numpy(basis))  # float64, see forward()
+        self.register_buffer("window", torch.hann_window(N_FFT, periodic=True, dtype=torch.float64))
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
@@ -145,13 +158,17 @@ class OpenL3Spectrogram(nn.Module):
         return F.pad(x, (total // 2, total - total // 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(self.pad(x), N_FFT, hop_length=HOP, window=self.window, center=False, return_complex=True)
+        """float64 internally (window, FFT, mel, dB): the dB floor is 80 dB below the maximum *magnitude*
+        (1e-16 in power), beneath float32 rounding of the spectrum, so a float32 front end is off by up
+        to ~3 dB in the quietest bins (measured on fadtk's clips); output in the input's dtype."""
+        basis = self.mel_basis
+        spec = torch.stft(self.pad(x).double(), N_FFT, hop_length=HOP, window=self.window, center=False, return_complex=True)
         power = spec.real.square() + spec.imag.square()  # (B, 1025, T)
         if self.frontend == "kapre_v0.3":
-            mel = torch.matmul(self.mel_basis, power.sqrt())
+            mel = torch.matmul(basis, power.sqrt())
         else:
-            mel = torch.matmul(self.mel_basis, power).sqrt()
-        return kapre_decibel(mel).unsqueeze(1)
+            mel = torch.matmul(basis, power).sqrt()
+        return kapre_decibel(mel).to(x.dtype).unsqueeze(1)
 
 
 # -- network --------------------------------------------------------------------------------------
@@ -287,8 +304,10 @@ def load_openl3_state(path: Path, model: OpenL3Net) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         state = load_file(str(path))
-    elif path.suffix in (".pt", ".pth", ".bin"):
+    elif path.suffix in (".pt", ".pth", ".bin", ".tar"):  # torchopenl3 releases ``*.pth.tar`` state dicts
         state = torch.load(str(path), map_location="cpu", weights_only=True)
+        if isinstance(state.get("state_dict"), Mapping):
+            state = state["state_dict"]
     else:
         return state_from_layer_dict(load_pickled_numpy(path), model)
     return {k: v for k, v in state.items() if not k.startswith("speclayer.")}
@@ -313,6 +332,8 @@ class OpenL3Embedder(Embedder):
 
     name = "openl3"
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, resampler="resampy_kaiser_best")
+
+    param_aliases = {"weights_path": "weights_sha256"}
 
     def __init__(
         self,
@@ -357,18 +378,9 @@ class OpenL3Embedder(Embedder):
         self.net.eval().to(self.device, memory_format=torch.channels_last)
         self.spectrogram.to(self.device)
 
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "content_type": self.content_type,
-            "input_repr": self.input_repr,
-            "embedding_size": self.embedding_size,
-            "hop_size": self.hop_size,
-            "center": self.center,
-            "frontend": self.frontend,
-            "channels": self.channels,
-            "weights_sha256": self.weights_sha256,
-        }
+    def derived_params(self) -> dict[str, Any]:
+        # spectrogram_dtype: float64 since issue #12 (float32 before); keys caches apart
+        return {"spectrogram_dtype": "float64", "weights_sha256": self.weights_sha256}
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
         return {"openl3": {"path": str(self.weights), "sha256": self.weights_sha256}}

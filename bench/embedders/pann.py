@@ -36,7 +36,7 @@ from torch import nn
 from bench.audio import AudioSpec
 from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve, torch_load_weights
 from bench.embedders.base import Embedder, window_batch
-from bench.embedders.mel import PANNLogMel
+from bench.embedders.frontends import PANNLogMel
 from bench.embedders.vggish import as_tensor
 
 log = logging.getLogger(__name__)
@@ -224,6 +224,9 @@ class PANNEmbedder(Embedder):
     name = "pann"
     default_audio = AudioSpec(sample_rate=16000, mono="first", resampler="torchaudio_sinc")
 
+    #: fmin / fmax shape the mel bank, recorded by its digest (``frontend.melW_sha256``)
+    param_aliases = {"checkpoint": "checkpoint_sha256", "fmin": "frontend", "fmax": "frontend"}
+
     def __init__(
         self,
         checkpoint: str | None = None,
@@ -314,11 +317,9 @@ class PANNEmbedder(Embedder):
         self.mel_source = "checkpoint"
 
     # -- identity --------------------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         v = VARIANTS[self.variant]
         return {
-            **super().params(),
-            "variant": self.variant,
             "checkpoint_sha256": self.checkpoint_sha256,
             "frontend": {
                 "kind": "torchlibrosa_logmel",
@@ -331,10 +332,6 @@ class PANNEmbedder(Embedder):
                 "ref": 1.0,
                 "top_db": None,
             },
-            "remove_dc": self.remove_dc,
-            "min_samples": self.min_samples,
-            "window_s": self.window_s,
-            "hop_s": self.hop_s,
             "output": "relu(fc1) embedding; sigmoid(fc_audioset) probs",
         }
 

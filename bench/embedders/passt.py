@@ -33,10 +33,19 @@ with sigmoid (multi-label) outputs, available as ``activation="sigmoid"``.
 
 Output: ``{"emb": (n_windows, 768), "logits": (n_windows, 527), "probs": (527,)}``.
 
-Checked offline: the mel banks against ``torchaudio.compliance.kaldi.get_mel_banks`` and the
-front end against a transcription of ``AugmentMelSTFT.forward``; the transformer block against
-``torch.nn.TransformerEncoderLayer`` (norm_first, GELU). NOT checked offline: numbers against the
-released checkpoint / hear21passt itself (needs the 330 MB weights and timm).
+Parity with the official code (``tests/embedders/test_passt.py``, hear21passt 0.0.26, the package
+AudioCraft and stable-audio-metrics import): hear21passt's own ``passt_s_swa_p16_128_ap476`` network,
+``AugmentMelSTFT`` and ``PasstBasicWrapper`` are built with random weights, the network's
+``state_dict()`` (the released checkpoint's layout) is saved to a file and loaded here through
+:func:`load_passt_state` (strict), and both run on real audio (fadtk's sample clips at 32 kHz):
+front end identical (max abs difference 0.0); ``get_scene_embeddings`` (<= 10 s, one forward pass)
+vs our logits/features: max abs difference ~3e-6 (values up to ~4), asserted at 1e-4; AudioCraft's
+protocol (``torch.split`` segments through the official model, softmax, mean) likewise.
+What differs from hear21passt: its ``get_scene_embeddings`` for clips > 10 s averages
+``[logits, features]`` over 10-s windows every 2.5 s of the reflect-padded clip; that is neither
+AudioCraft's nor stable-audio-metrics' protocol and is not offered here. Resampling to 32 kHz is the
+project's (AudioCraft uses julius). NOT checked: numbers with the released 330 MB weights (no
+download here).
 """
 
 from __future__ import annotations
@@ -262,8 +271,9 @@ class PaSSTNet(nn.Module):
 
 
 def load_passt_state(path: Path) -> dict[str, torch.Tensor]:
-    """The released checkpoint is a plain state dict; also accept ``{"state_dict"|"model": ...}``
-    wrappers and a ``net.``/``module.`` prefix (PaSST training checkpoints)."""
+    """The released checkpoint is a plain state dict with the keys of hear21passt's ``PaSST``; also
+    accept ``{"state_dict"|"model": ...}`` wrappers, a ``net.``/``module.`` prefix (PaSST training
+    checkpoints) and the pre-conv 2-D patch-embedding weight, as hear21passt's ``checkpoint_filter_fn``."""
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
@@ -273,6 +283,9 @@ def load_passt_state(path: Path) -> dict[str, torch.Tensor]:
         for prefix in ("module.", "net."):
             if k.startswith(prefix):
                 k = k[len(prefix) :]
+        if k == "patch_embed.proj.weight" and v.ndim < 4:  # pre-conv patchify (hear21passt checkpoint_filter_fn)
+            side = math.isqrt(v[0].numel())  # one input channel: (768, 256) -> (768, 1, 16, 16)
+            v = v.reshape(v.shape[0], 1, side, side)
         out[k] = v
     return out
 
@@ -315,6 +328,10 @@ class PaSSTEmbedder(Embedder):
 
     name = "passt"
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, min_duration_s=0.15)
+
+    param_aliases = {
+        "weights_path": "weights_sha256", "window_s": "window", "hop_s": "hop", "min_segment_s": "min_segment",
+    }
 
     def __init__(
         self,
@@ -364,15 +381,11 @@ class PaSSTEmbedder(Embedder):
         self.net.eval().to(self.device)
         self.mel.eval().to(self.device)
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
-            "protocol": self.protocol,
-            "activation": self.activation,
             "window": self.win,
             "hop": self.hop if self.protocol == "stable_audio" else None,
             "min_segment": self.min_len if self.protocol == "audiocraft" else None,
-            "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in self.arch.items()},
             "weights_sha256": self.weights_sha256,
         }
 

@@ -45,7 +45,7 @@ from bench.checkpoints import (
     torch_load_weights,
 )
 from bench.embedders.base import Embedder
-from bench.embedders.mel import VGGishLogMel, frame_examples
+from bench.embedders.frontends import VGGishLogMel, frame_examples
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,10 @@ class VGGishEmbedder(Embedder):
     name = "vggish"
     default_audio = AudioSpec(sample_rate=16000, mono="mean", resampler="resampy_kaiser_best")
 
+    non_value_params = (*Embedder.non_value_params, "max_examples_per_pass")
+    #: the PCA file matters only with postprocessing on; then its digest is ``pca_sha256``
+    param_aliases = {"checkpoint": "checkpoint_sha256", "pca_checkpoint": "pca_sha256"}
+
     def __init__(
         self,
         checkpoint: str | None = None,
@@ -255,18 +259,13 @@ class VGGishEmbedder(Embedder):
         return matrix, means
 
     # -- identity --------------------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         p = {
-            **super().params(),
             "checkpoint_sha256": self.checkpoint_sha256,
             "frontend": VGGishLogMel.params(),
             "example_frames": EXAMPLE_FRAMES,
             "framing": self.framing,
             "hop_s": 0.5 if self.framing == "tf_fad" else 0.96,
-            "peak_normalize": self.peak_normalize,
-            "pad_short": self.pad_short,
-            "relu": self.relu,
-            "postprocess": self.postprocess,
         }
         if self.postprocess != "none":
             p["pca_sha256"] = self.pca_sha256

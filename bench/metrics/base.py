@@ -12,11 +12,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from bench.cache import stable_hash
+from bench.identity import Configured
 
 
 class MetricUnavailable(RuntimeError):
@@ -141,10 +142,12 @@ class MetricResult:
         return cls(**d)
 
 
-class Metric(ABC):
+class Metric(Configured, ABC):
     """Base for pipeline metrics. Set ``name`` and the ``needs_*`` flags; implement :meth:`compute`.
 
-    ``lower_is_better`` tells the leaderboard how to rank.
+    ``lower_is_better`` tells the leaderboard how to rank. Identity (:meth:`params`, :attr:`id`, the
+    score-cache key) = ``name`` + :attr:`fixed_params` + every constructor argument not in
+    :attr:`non_value_params`, read back from the attribute of the same name (:mod:`bench.identity`).
     """
 
     name: str = "metric"
@@ -153,10 +156,17 @@ class Metric(ABC):
     needs_text: bool = False
     needs_probs: bool = False
     needs_pairs: bool = False
+    #: constructor arguments that change memory use or speed, never the value
+    non_value_params: ClassVar[tuple[str, ...]] = (
+        "device", "block", "batch_size", "text_batch", "cache_max_bytes", "bootstrap_max_bytes", "progress",
+        "num_workers",
+    )
+    #: fixed facts about how the value is computed, part of the identity (e.g. ``{"pooling": "clip_mean"}``)
+    fixed_params: ClassVar[dict[str, Any]] = {}
 
     def params(self) -> dict[str, Any]:
         """Everything that changes the value (part of the score cache key and the manifest)."""
-        return {"name": self.name}
+        return {"name": self.name, **self.fixed_params, **self.value_params()}
 
     @property
     def id(self) -> str:
@@ -182,3 +192,37 @@ class Metric(ABC):
     def __call__(self, inp: MetricInput) -> MetricResult:
         self.check(inp)
         return self.compute(inp)
+
+
+class BootstrapMetric(Metric):
+    """A metric with the shared prompt-resampling bootstrap (:mod:`bench.metrics.bootstrap`).
+
+    Args:
+        n_bootstrap: replicates (0 disables intervals and ``replicates``).
+        ci: confidence level of the interval.
+        ci_method: "percentile", "basic" or "shifted"; None = the class's :attr:`default_ci_method`.
+
+    Subclasses take their own arguments and pass ``**bootstrap`` on to this constructor.
+    """
+
+    #: interval method when ``ci_method`` is not given ("shifted" for biased set-level distances)
+    default_ci_method: ClassVar[str] = "percentile"
+
+    def __init__(self, n_bootstrap: int = 200, ci: float = 0.95, ci_method: str | None = None):
+        from bench.metrics.bootstrap import check_ci_method
+
+        self.n_bootstrap = int(n_bootstrap)
+        self.ci = float(ci)
+        self.ci_method = check_ci_method(self.default_ci_method if ci_method is None else ci_method)
+
+    def clip_weights(self, item_ids: list[str], seed: int) -> np.ndarray:
+        """Replicate weights ``(n_bootstrap, n_items)`` of :func:`bench.metrics.bootstrap.clip_weights`."""
+        from bench.metrics.bootstrap import clip_weights
+
+        return clip_weights(item_ids, self.n_bootstrap, seed)
+
+    def attach_bootstrap(self, res: MetricResult, replicates: np.ndarray) -> MetricResult:
+        """Set ``res.replicates`` and its interval at :attr:`ci` by :attr:`ci_method`."""
+        from bench.metrics.bootstrap import attach_bootstrap
+
+        return attach_bootstrap(res, replicates, self.ci, self.ci_method)

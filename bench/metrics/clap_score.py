@@ -10,11 +10,12 @@ with ``eps=1e-8``), optionally x100 (``scale=100``, the convention of some paper
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable, prompt_of
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights, weighted_mean_replicates
+from bench.metrics.base import BootstrapMetric, MetricInput, MetricResult, MetricUnavailable, prompt_of
+from bench.metrics.bootstrap import weighted_mean_replicates
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray, eps: float = 1e-8) -> np.ndarray:
@@ -40,14 +41,14 @@ def per_prompt_means(values: np.ndarray, item_ids: Sequence[str]) -> dict[str, f
     return {p: float(np.mean(v)) for p, v in groups.items()}
 
 
-class CLAPScore(Metric):
+class CLAPScore(BootstrapMetric):
     """Text-audio agreement of generated clips with their prompts (higher is better).
 
     Args:
         scale: 1 (cosine in [-1, 1]) or 100.
         per_item: "clip" (one cosine per generated item) or "prompt" (mean over a prompt's samples).
         text_batch: prompts per ``embed_text`` call.
-        n_bootstrap, ci, ci_method: prompt-resampling bootstrap (:mod:`bench.metrics.bootstrap`).
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
     """
 
     name = "clap_score"
@@ -55,33 +56,21 @@ class CLAPScore(Metric):
     needs_reference = False
     needs_text = True
 
+    fixed_params = {"pooling": "clip_mean"}
+
     def __init__(
         self,
         scale: float = 1.0,
         per_item: str = "clip",
         text_batch: int = 64,
-        n_bootstrap: int = 200,
-        ci: float = 0.95,
-        ci_method: str = "percentile",
+        **bootstrap: Any,
     ):
         if per_item not in ("clip", "prompt"):
             raise ValueError(f"per_item must be 'clip' or 'prompt', got {per_item!r}")
         self.scale = float(scale)
         self.per_item = per_item
         self.text_batch = int(text_batch)
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
-
-    def params(self) -> dict:
-        return {
-            "name": self.name,
-            "scale": self.scale,
-            "pooling": "clip_mean",
-            "n_bootstrap": self.n_bootstrap,
-            "ci": self.ci,
-            "ci_method": self.ci_method,
-        }
+        super().__init__(**bootstrap)
 
     def text_embeddings(self, inp: MetricInput, prompt_ids: Sequence[str]) -> np.ndarray:
         missing = [p for p in prompt_ids if p not in inp.texts]
@@ -112,6 +101,6 @@ class CLAPScore(Metric):
         )
         res = MetricResult(value=value, n=len(ids), per_item=per_item, extras={"n_prompts": float(len(uniq))})
         if self.n_bootstrap > 0:
-            reps = weighted_mean_replicates(scaled, clip_weights(ids, self.n_bootstrap, inp.seed))
-            attach_bootstrap(res, reps, self.ci, self.ci_method)
+            reps = weighted_mean_replicates(scaled, self.clip_weights(ids, inp.seed))
+            self.attach_bootstrap(res, reps)
         return res

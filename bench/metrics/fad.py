@@ -36,12 +36,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from bench.metrics import refcache
-from bench.metrics.base import EmbeddingSet, Metric, MetricInput, MetricResult, MetricUnavailable
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights
+from bench.metrics.base import BootstrapMetric, EmbeddingSet, Metric, MetricInput, MetricResult, MetricUnavailable
 from bench.metrics.stats import GaussianStats, rank_deficient, warn_if_rank_deficient
 
 log = logging.getLogger(__name__)
@@ -362,12 +362,11 @@ def _clips(es: EmbeddingSet) -> Callable[[], Iterator[np.ndarray]]:
     return lambda: (e for _, e in es.iter_emb())
 
 
-class FAD(Metric):
+class FAD(BootstrapMetric):
     """Frechet Audio Distance over all frames (lower is better).
 
     Args:
-        n_bootstrap: prompt-resampling replicates (0 disables CIs and ``replicates``).
-        ci: confidence level of the interval; ci_method: "percentile" or "basic" (:mod:`bench.metrics.bootstrap`).
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
         per_sample: also score every clip against the reference (``per_item``, fadtk's per-song FAD;
             high values flag outliers).
         eps: ridge used only when the computation fails.
@@ -380,32 +379,19 @@ class FAD(Metric):
     name = "fad"
     lower_is_better = True
 
+    default_ci_method = "shifted"
+    fixed_params = {"frames": "all"}
     def __init__(
         self,
-        n_bootstrap: int = 200,
-        ci: float = 0.95,
-        ci_method: str = "shifted",
         per_sample: bool = True,
         eps: float = DEFAULT_EPS,
         bootstrap_max_bytes: int = 512 * 2**20,
+        **bootstrap: Any,
     ):
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
+        super().__init__(**bootstrap)
         self.per_sample = bool(per_sample)
         self.eps = float(eps)
         self.bootstrap_max_bytes = int(bootstrap_max_bytes)
-
-    def params(self) -> dict:
-        return {
-            "name": self.name,
-            "frames": "all",
-            "n_bootstrap": self.n_bootstrap,
-            "ci": self.ci,
-            "ci_method": self.ci_method,
-            "per_sample": self.per_sample,
-            "eps": self.eps,
-        }
 
     def compute(self, inp: MetricInput) -> MetricResult:
         assert inp.ref is not None
@@ -432,9 +418,9 @@ class FAD(Metric):
             per_item=per_item,
         )
         if self.n_bootstrap > 0:
-            w = clip_weights(inp.gen.ids, self.n_bootstrap, inp.seed)
+            w = self.clip_weights(inp.gen.ids, inp.seed)
             reps = fad_bootstrap(_clips(inp.gen), w, ref, self.bootstrap_max_bytes)
-            attach_bootstrap(res, reps, self.ci, self.ci_method)
+            self.attach_bootstrap(res, reps)
         return res
 
 

@@ -10,12 +10,12 @@ The default ``splits=1`` scores the whole set, which is what the prompt bootstra
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 from scipy.special import xlogy
 
-from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights
+from bench.metrics.base import BootstrapMetric, MetricInput, MetricResult, MetricUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,14 @@ def inception_score_replicates(probs: np.ndarray, weights: np.ndarray) -> np.nda
     return np.exp(kl)
 
 
-class InceptionScore(Metric):
+class InceptionScore(BootstrapMetric):
     """Inception Score of generated clips' class probabilities (higher is better; no reference needed).
 
     Args:
         splits: 1 (whole set; default) or e.g. 10 (audioldm_eval / torch-fidelity convention).
         seed: shuffle seed for ``splits > 1``.
         renormalize: divide each probability row by its sum (needed for sigmoid outputs).
-        n_bootstrap, ci, ci_method: prompt-resampling bootstrap (:mod:`bench.metrics.bootstrap`) (only with ``splits=1``).
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
     """
 
     name = "inception_score"
@@ -75,27 +75,12 @@ class InceptionScore(Metric):
         splits: int = 1,
         seed: int = 0,
         renormalize: bool = True,
-        n_bootstrap: int = 200,
-        ci: float = 0.95,
-        ci_method: str = "percentile",
+        **bootstrap: Any,
     ):
         self.splits = int(splits)
         self.seed = int(seed)
         self.renormalize = bool(renormalize)
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
-
-    def params(self) -> dict:
-        return {
-            "name": self.name,
-            "splits": self.splits,
-            "seed": self.seed,
-            "renormalize": self.renormalize,
-            "n_bootstrap": self.n_bootstrap,
-            "ci": self.ci,
-            "ci_method": self.ci_method,
-        }
+        super().__init__(**bootstrap)
 
     def compute(self, inp: MetricInput) -> MetricResult:
         p = inp.gen.probs()
@@ -114,6 +99,6 @@ class InceptionScore(Metric):
             if self.splits > 1:
                 log.info("Inception Score: bootstrap replicates are only computed with splits=1")
             else:
-                reps = inception_score_replicates(p, clip_weights(inp.gen.ids, self.n_bootstrap, inp.seed))
-                attach_bootstrap(res, reps, self.ci, self.ci_method)
+                reps = inception_score_replicates(p, self.clip_weights(inp.gen.ids, inp.seed))
+                self.attach_bootstrap(res, reps)
         return res

@@ -27,12 +27,12 @@ copies of one clip are left out, see :func:`kad_replicates`).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
 from bench.metrics import refcache
-from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights
+from bench.metrics.base import BootstrapMetric, MetricInput, MetricResult, MetricUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def _embeddings(es, pooling: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"pooling must be 'clip' or 'frames', got {pooling!r}")
 
 
-class KAD(Metric):
+class KAD(BootstrapMetric):
     """Kernel Audio Distance (lower is better; x100 as kadtk).
 
     Args:
@@ -267,7 +267,7 @@ class KAD(Metric):
         bandwidth: fixed kernel bandwidth; None = median pairwise distance of the reference set
             (computed once per reference set, reported in ``extras["bandwidth"]``).
         max_pairs: pairs used by the median heuristic (exact below this many pairs).
-        n_bootstrap, ci, ci_method: prompt-resampling bootstrap (:mod:`bench.metrics.bootstrap`).
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
         device: "auto" / "cpu" / "cuda"; dtype: "float64" (default) or "float32"; block: rows per block.
     """
 
@@ -282,12 +282,10 @@ class KAD(Metric):
         max_pairs: int = 10_000_000,
         scale: float = SCALE_FACTOR,
         eps: float = 1e-8,
-        n_bootstrap: int = 200,
-        ci: float = 0.95,
-        ci_method: str = "percentile",
         device: str = "auto",
         dtype: str = "float64",
         block: int = 2048,
+        **bootstrap: Any,
     ):
         if kernel not in KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}; valid: {KERNELS}")
@@ -299,27 +297,10 @@ class KAD(Metric):
         self.max_pairs = int(max_pairs)
         self.scale = float(scale)
         self.eps = float(eps)
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
+        super().__init__(**bootstrap)
         self.device = device
         self.dtype = dtype
         self.block = int(block)
-
-    def params(self) -> dict:
-        return {
-            "name": self.name,
-            "pooling": self.pooling,
-            "kernel": self.kernel,
-            "bandwidth": self.bandwidth,
-            "max_pairs": self.max_pairs,
-            "scale": self.scale,
-            "eps": self.eps,
-            "n_bootstrap": self.n_bootstrap,
-            "ci": self.ci,
-            "ci_method": self.ci_method,
-            "dtype": self.dtype,
-        }
 
     def _kw(self) -> dict:
         return {"kernel": self.kernel, "block": self.block, "device": self.device, "dtype": self.dtype}
@@ -359,7 +340,7 @@ class KAD(Metric):
             extras={"bandwidth": float(bw), "n_rows": float(len(gen)), "ref_n_rows": float(len(ref))},
         )
         if self.n_bootstrap > 0:
-            w = clip_weights(inp.gen.ids, self.n_bootstrap, inp.seed)[:, owner]
+            w = self.clip_weights(inp.gen.ids, inp.seed)[:, owner]
             reps = kad_replicates(ref, gen, w, bw, scale=self.scale, eps=self.eps, ref_sum=sxx, **self._kw())
-            attach_bootstrap(res, reps, self.ci, self.ci_method)
+            self.attach_bootstrap(res, reps)
         return res

@@ -19,12 +19,13 @@ PaSST logits for AudioCraft / stable-audio-metrics, sigmoid for audioldm_eval's 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 from scipy.special import xlogy
 
-from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable, prompt_of
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights, weighted_mean_replicates
+from bench.metrics.base import BootstrapMetric, MetricInput, MetricResult, MetricUnavailable, prompt_of
+from bench.metrics.bootstrap import weighted_mean_replicates
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _renorm(p: np.ndarray) -> np.ndarray:
     return p / np.clip(p.sum(-1, keepdims=True), 1e-12, None)
 
 
-class KL(Metric):
+class KL(BootstrapMetric):
     """Paired-classifier KL divergence (lower is better).
 
     Args:
@@ -55,7 +56,7 @@ class KL(Metric):
             or "both" (sum).
         eps: added to the second distribution inside the log.
         renormalize: divide probabilities by their sum first (e.g. sigmoid outputs).
-        n_bootstrap, ci, ci_method: prompt-resampling bootstrap (:mod:`bench.metrics.bootstrap`).
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
 
     extras: ``kl_ref_gen``, ``kl_gen_ref`` (means of both directions), ``n_unpaired``.
     """
@@ -71,29 +72,14 @@ class KL(Metric):
         direction: str = "ref||gen",
         eps: float = 1e-6,
         renormalize: bool = False,
-        n_bootstrap: int = 200,
-        ci: float = 0.95,
-        ci_method: str = "percentile",
+        **bootstrap: Any,
     ):
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         self.direction = direction
         self.eps = float(eps)
         self.renormalize = bool(renormalize)
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
-
-    def params(self) -> dict:
-        return {
-            "name": self.name,
-            "direction": self.direction,
-            "eps": self.eps,
-            "renormalize": self.renormalize,
-            "n_bootstrap": self.n_bootstrap,
-            "ci": self.ci,
-            "ci_method": self.ci_method,
-        }
+        super().__init__(**bootstrap)
 
     def compute(self, inp: MetricInput) -> MetricResult:
         paired = inp.paired
@@ -132,6 +118,6 @@ class KL(Metric):
             per_item={i: float(v) for i, v in zip(ids, per)},
         )
         if self.n_bootstrap > 0:
-            reps = weighted_mean_replicates(per, clip_weights(ids, self.n_bootstrap, inp.seed))
-            attach_bootstrap(res, reps, self.ci, self.ci_method)
+            reps = weighted_mean_replicates(per, self.clip_weights(ids, inp.seed))
+            self.attach_bootstrap(res, reps)
         return res

@@ -11,11 +11,13 @@ unrelated music often have cosine 0.8-0.9 under CLAP-like models): calibrate it 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from bench.metrics import refcache
-from bench.metrics.base import Metric, MetricInput, MetricResult
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights, weighted_mean_replicates
+from bench.metrics.base import BootstrapMetric, MetricInput, MetricResult
+from bench.metrics.bootstrap import weighted_mean_replicates
 
 
 def _normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -39,35 +41,23 @@ def nearest_cosine(gen: np.ndarray, ref: np.ndarray, block: int = 4096) -> tuple
     return best, arg
 
 
-class Memorization(Metric):
+class Memorization(BootstrapMetric):
     """Fraction of generated clips whose nearest reference clip has cosine >= ``threshold`` (lower is better)."""
 
     name = "memorization"
     lower_is_better = True
 
+    fixed_params = {"pooling": "clip_mean"}
+
     def __init__(
         self,
         threshold: float = 0.95,
-        n_bootstrap: int = 200,
-        ci: float = 0.95,
-        ci_method: str = "percentile",
         block: int = 4096,
+        **bootstrap: Any,
     ):
         self.threshold = float(threshold)
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
+        super().__init__(**bootstrap)
         self.block = int(block)
-
-    def params(self) -> dict:
-        return {
-            "name": self.name,
-            "threshold": self.threshold,
-            "pooling": "clip_mean",
-            "n_bootstrap": self.n_bootstrap,
-            "ci": self.ci,
-            "ci_method": self.ci_method,
-        }
 
     def compute(self, inp: MetricInput) -> MetricResult:
         ref, gen = refcache.clip_pair(inp, "memorization")
@@ -84,6 +74,6 @@ class Memorization(Metric):
             per_item={i: float(v) for i, v in zip(inp.gen.ids, best)},
         )
         if self.n_bootstrap > 0:
-            reps = weighted_mean_replicates(flags, clip_weights(inp.gen.ids, self.n_bootstrap, inp.seed))
-            attach_bootstrap(res, reps, self.ci, self.ci_method)
+            reps = weighted_mean_replicates(flags, self.clip_weights(inp.gen.ids, inp.seed))
+            self.attach_bootstrap(res, reps)
         return res

@@ -21,12 +21,12 @@ results then equal the reference formulas on the expanded set with duplicates.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from bench.metrics import refcache
-from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights
+from bench.metrics.base import BootstrapMetric, MetricInput, MetricResult, MetricUnavailable
 
 KEYS = ("precision", "recall", "density", "coverage")
 
@@ -165,13 +165,13 @@ class PRDCCache:
         return _from_blocks(self.real_radii, fr, c, self.k, blocks)
 
 
-class PRDC(Metric):
+class PRDC(BootstrapMetric):
     """Precision / recall / density / coverage of generated vs reference clip embeddings (higher is better).
 
     Args:
         k: nearest neighbours (Naeem et al. use 5).
         value: which of precision / recall / density / coverage is the ranked ``value`` (default coverage).
-        n_bootstrap, ci, ci_method: prompt-resampling bootstrap (:mod:`bench.metrics.bootstrap`) of ``value``.
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
         cache_max_bytes: keep distance matrices in memory for the bootstrap when they fit.
         block: rows per distance block.
     """
@@ -179,36 +179,24 @@ class PRDC(Metric):
     name = "prdc"
     lower_is_better = False
 
+    default_ci_method = "shifted"
+    fixed_params = {"pooling": "clip_mean"}
+
     def __init__(
         self,
         k: int = 5,
         value: str = "coverage",
-        n_bootstrap: int = 200,
-        ci: float = 0.95,
-        ci_method: str = "shifted",
         cache_max_bytes: int = 2**30,
         block: int = 1024,
+        **bootstrap: Any,
     ):
         if value not in KEYS:
             raise ValueError(f"value must be one of {KEYS}, got {value!r}")
         self.k = int(k)
         self.value = value
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
+        super().__init__(**bootstrap)
         self.cache_max_bytes = int(cache_max_bytes)
         self.block = int(block)
-
-    def params(self) -> dict:
-        return {
-            "name": self.name,
-            "k": self.k,
-            "value": self.value,
-            "pooling": "clip_mean",
-            "n_bootstrap": self.n_bootstrap,
-            "ci": self.ci,
-            "ci_method": self.ci_method,
-        }
 
     def compute(self, inp: MetricInput) -> MetricResult:
         ref_set = inp.ref
@@ -219,11 +207,11 @@ class PRDC(Metric):
         scores = prdc(real, fake, self.k, real_radii=rr, block=self.block)
         res = MetricResult(value=scores[self.value], n=len(fake), extras=dict(scores))
         if self.n_bootstrap > 0:
-            w = clip_weights(inp.gen.ids, self.n_bootstrap, inp.seed)
+            w = self.clip_weights(inp.gen.ids, inp.seed)
             if PRDCCache.nbytes(len(real), len(fake)) <= self.cache_max_bytes:
                 cache = PRDCCache(real, fake, self.k, rr, self.block)
                 reps = np.array([cache.evaluate(row)[self.value] for row in w])
             else:
                 reps = np.array([prdc(real, fake, self.k, row, rr, self.block)[self.value] for row in w])
-            attach_bootstrap(res, reps, self.ci, self.ci_method)
+            self.attach_bootstrap(res, reps)
         return res

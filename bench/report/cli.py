@@ -23,9 +23,15 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import FORMATS, build_board, write_board
-from bench.report.leaderboard import LONG_COLUMNS, PER_ITEM_COLUMNS, REPLICATE_COLUMNS, wide_frame, write_csv
-from bench.report.merge import (
+from bench.report.leaderboard import (
     CURVE_COLUMNS,
+    LONG_COLUMNS,
+    PER_ITEM_COLUMNS,
+    REPLICATE_COLUMNS,
+    wide_frame,
+    write_csv,
+)
+from bench.report.merge import (
     ERROR_COLUMNS,
     MERGED_KIND,
     Merged,

@@ -22,16 +22,13 @@ import os
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from bench.report import plots
+from bench.report.board import DAGGER, Board, LeaderTable, cell_text, legend
 from bench.report.significance import format_p
-
-if TYPE_CHECKING:
-    from bench.report import Board, LeaderTable
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +103,6 @@ class _AudioBudget:
 
 # -- sections ------------------------------------------------------------------------------------
 def _table_html(table: LeaderTable, show_runs: bool) -> str:
-    from bench.report import DAGGER, cell_text
-
     head = ["rank", "model", *(["run"] if show_runs else []), "n", "P(rank)"]
     out = [f'<table class="leaderboard" data-prompt-set="{esc(table.prompt_set)}" '
            f'data-reference-set="{esc(table.reference_set)}"><thead><tr>']
@@ -282,8 +277,6 @@ def _errors_html(board: Board, limit: int = 50) -> str:
 
 def render_html(board: Board, out_dir: str | Path, max_audio_bytes: int = MAX_AUDIO_BYTES) -> str:
     """The report page; audio links (beyond the embedding budget) are relative to ``out_dir``."""
-    from bench.report import legend
-
     budget = _AudioBudget(Path(out_dir), max_audio_bytes)
     show_runs = len(board.merged.runs) > 1
     body = ["<h1>genaudio-bench leaderboard</h1>", _runs_html(board)]

@@ -6,7 +6,7 @@ embedder x metric; stable, documented in README):
 =================  ==========================================================================
 run_id             run name (``results/<run_id>/``)
 config_hash        hash of the resolved run config
-model              model key (configs/model/<key>.yaml)
+model              model key (bench/configs/model/<key>.yaml)
 prompt_set         prompt-set key
 reference_set      reference-set key ("" for reference-free metrics)
 embedder           embedder key ("" for metrics that need none)
@@ -58,12 +58,14 @@ LONG_COLUMNS: tuple[str, ...] = (
     "reason",
 )
 WIDE_KEYS: tuple[str, ...] = ("run_id", "model", "prompt_set", "reference_set")
-PER_ITEM_COLUMNS: tuple[str, ...] = (
-    "run_id", "model", "prompt_set", "reference_set", "embedder", "metric", "item_id", "value",
-)
-REPLICATE_COLUMNS: tuple[str, ...] = (
-    "run_id", "model", "prompt_set", "reference_set", "embedder", "metric", "replicate", "value",
-)
+#: columns naming one metric cell inside a run (replicates / per-item / curves rows join on these)
+CELL6: tuple[str, ...] = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric")
+#: columns naming one table cell across runs (its version is the pair embedder_id, reference_hash)
+CELL5: tuple[str, ...] = CELL6[1:]
+PER_ITEM_COLUMNS: tuple[str, ...] = (*CELL6, "item_id", "value")
+REPLICATE_COLUMNS: tuple[str, ...] = (*CELL6, "replicate", "value")
+#: FAD-vs-n points behind an extrapolated metric (``MetricResult.curve``)
+CURVE_COLUMNS: tuple[str, ...] = (*CELL6, "n", "value")
 
 
 def column_name(metric: str, embedder: str) -> str:

@@ -7,13 +7,8 @@ metrics and merge warnings are listed under each table.
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
-
+from bench.report.board import DAGGER, Board, LeaderTable, legend, table_rows
 from bench.report.significance import p_phrase
-
-if TYPE_CHECKING:
-    from bench.report import Board, LeaderTable
 
 
 def escape(text: str) -> str:
@@ -30,32 +25,15 @@ def _row(cells: list[str]) -> str:
 
 def table_markdown(table: LeaderTable) -> str:
     """The pipe table (header, alignment row, one line per model) of one :class:`LeaderTable`."""
-    from bench.report import DAGGER, cell_text
-
     header = ["rank", "model", "n", "P(rank)", *[f"{escape(c.label)} {c.arrow}" for c in table.columns]]
     lines = [_row(header), _row(["---:", ":---", "---:", "---:", *["---:"] * len(table.columns)])]
-    for row in table.rows:
-        rank = table.rank.get(row)
-        held = table.rank_held.get(row, math.nan)
-        cells = [str(rank) if rank else "—", escape(row), str(table.n.get(row, 0)),
-                 f"{held:.2f}" if math.isfinite(held) else "—"]
-        for col in table.columns:
-            c = table.cell(row, col)
-            value, ci = cell_text(c, col.decimals)
-            value = escape(value)
-            if c.best and c.ok:
-                value = f"**{value}**"
-            if c.dagger:
-                value += DAGGER
-            cells.append(f"{value} {ci}" if ci else value)
-        lines.append(_row(cells))
+    body = table_rows(table, escape, "—", lambda v: f"**{v}**", DAGGER, lambda v, ci: f"{v} {ci}")
+    lines += [_row(cells) for cells in body]
     return "\n".join(lines)
 
 
 def render_markdown(board: Board) -> str:
     """The whole Markdown document: runs, one table per prompt set x reference set, legend, notes."""
-    from bench.report import legend
-
     runs = board.merged.runs
     out = ["# Leaderboard", ""]
     out.append("Runs: " + ", ".join(f"`{rid}` (config {r.config_hash or 'n/a'})" for rid, r in runs.items()))

@@ -34,17 +34,20 @@ import pandas as pd
 
 from bench.errors import ERROR_COLUMNS as RUN_ERROR_COLUMNS
 from bench.metrics.base import prompt_of
-from bench.report.leaderboard import LONG_COLUMNS, PER_ITEM_COLUMNS, REPLICATE_COLUMNS, read_long
+from bench.report.leaderboard import (
+    CELL5,
+    CELL6,
+    CURVE_COLUMNS,
+    LONG_COLUMNS,
+    PER_ITEM_COLUMNS,
+    REPLICATE_COLUMNS,
+    read_long,
+)
 
 log = logging.getLogger(__name__)
 
 LONG_FILE = "leaderboard_long.csv"
-CURVE_COLUMNS: tuple[str, ...] = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric", "n", "value")
 ERROR_COLUMNS: tuple[str, ...] = ("run_id", *RUN_ERROR_COLUMNS)
-#: columns naming one metric cell inside a run (replicates / per-item / curves rows join on these)
-CELL6: tuple[str, ...] = ("run_id", "model", "prompt_set", "reference_set", "embedder", "metric")
-#: columns naming one table cell across runs (its version is the pair embedder_id, reference_hash)
-CELL5: tuple[str, ...] = ("model", "prompt_set", "reference_set", "embedder", "metric")
 #: manifest "kind" of a folder written by ``bench leaderboard`` (skipped when discovering runs)
 MERGED_KIND = "merged-leaderboard"
 

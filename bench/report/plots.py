@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from bench.report import LeaderTable
+    from bench.report.board import LeaderTable
 
 DPI = 90
 _BEST = "#d62728"

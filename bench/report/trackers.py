@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.report import Board
+    from bench.report.board import Board
 
 log = logging.getLogger(__name__)
 

@@ -217,7 +217,7 @@ def test_hydra_config_instantiates(aisfx: AISFXEmbedder) -> None:
     omegaconf = pytest.importorskip("omegaconf")
     hydra_utils = pytest.importorskip("hydra.utils")
     cfg = omegaconf.OmegaConf.create(
-        {"device": "cpu", "batch_size": 3, "embedder": omegaconf.OmegaConf.load(REPO / "configs/embedder/aisfx.yaml")}
+        {"device": "cpu", "batch_size": 3, "embedder": omegaconf.OmegaConf.load(REPO / "bench/configs/embedder/aisfx.yaml")}
     )
     emb = hydra_utils.instantiate(cfg.embedder.aisfx)
     assert isinstance(emb, AISFXEmbedder) and emb.batch_size == 3 and emb.id == aisfx.id

@@ -46,7 +46,7 @@ from bench.embedders.clap import (  # noqa: E402
 SR = 48000
 TINY_TEXT = {"num_hidden_layers": 1, "intermediate_size": 64, "max_position_embeddings": 80}
 MERGES = ["Ġ t", "Ġ a", "h e", "Ġt he", "i n", "Ġa n", "e r", "o n", "Ġ s", "o u"]
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "embedder"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------

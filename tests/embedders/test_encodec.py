@@ -14,7 +14,7 @@ pytest.importorskip("encodec")
 from bench.checkpoints import CheckpointUnavailable  # noqa: E402
 from bench.embedders.encodec import VARIANTS, EncodecEmbedder, build_encodec_model, to_channels  # noqa: E402
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "embedder"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
 
 
 def _random_model(variant: str, seed: int):

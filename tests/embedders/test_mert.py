@@ -1,14 +1,20 @@
-"""MERT via transformers' HubertModel: checkpoint conversion, preprocessing parity, layer choice.
+"""MERT: parity with MERT's own modeling code, released key layout, preprocessing, layer choice.
 
-The reference for the network is ``transformers.HubertModel`` (what MERT's remote code subclasses)
-run on the reference ``Wav2Vec2FeatureExtractor`` output; the checkpoint under test is written in
-MERT's on-disk format (legacy ``weight_g``/``weight_v`` weight-norm names, MERT config keys).
+References (none goes through the converter under test):
+- golden outputs of MERT's own ``MERTModel`` (``modeling_MERT.py`` of m-a-p/MERT-v1-95M, run by
+  ``scripts/golden_mert.py``; not vendored) for two tiny random models, DeepNorm off and on, on a real
+  clip: ``golden/mert_official_tiny.npz``;
+- the released MERT-v1-95M parameter names/shapes, from the same code: ``golden/mert_v1_95m_layout.json``;
+- ``transformers.HubertModel`` built from a ``HubertConfig`` written out here, run on the reference
+  ``Wav2Vec2FeatureExtractor`` output, for the rest of the API (windows, batching, layers).
+Checkpoints under test are written in MERT's on-disk format (legacy ``weight_g``/``weight_v``
+weight-norm names, MERT config keys).
 """
 
 from __future__ import annotations
 
 import json
-import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,9 +63,31 @@ TINY_CFG = {
 }
 
 
+GOLDEN = Path(__file__).parent / "golden"
+
+
 def _reference_model(cfg: dict, seed: int = 0):
+    """``HubertModel`` whose config is written out field by field from the MERT config (not converted)."""
     torch.manual_seed(seed)
-    hcfg, _ = hubert_config_from_mert(cfg)
+    hcfg = transformers.HubertConfig(
+        hidden_size=cfg["hidden_size"],
+        num_hidden_layers=cfg["num_hidden_layers"],
+        num_attention_heads=cfg["num_attention_heads"],
+        intermediate_size=cfg["intermediate_size"],
+        hidden_act=cfg["hidden_act"],
+        layer_norm_eps=cfg["layer_norm_eps"],
+        conv_dim=cfg["conv_dim"],
+        conv_kernel=cfg["conv_kernel"],
+        conv_stride=cfg["conv_stride"],
+        conv_bias=cfg["conv_bias"],
+        feat_extract_norm=cfg["feat_extract_norm"],
+        feat_proj_layer_norm=cfg["feat_proj_layer_norm"],
+        do_stable_layer_norm=cfg["do_stable_layer_norm"],
+        num_conv_pos_embeddings=cfg["num_conv_pos_embeddings"],
+        num_conv_pos_embedding_groups=cfg["num_conv_pos_embedding_groups"],
+        conv_pos_batch_norm=False,
+        mask_time_prob=cfg["mask_time_prob"],
+    )
     return transformers.HubertModel(hcfg).eval()
 
 
@@ -112,10 +140,10 @@ def test_normalize_matches_wav2vec2_feature_extractor():
 
 
 @pytest.mark.parametrize("layer", [0, 2, -1])
-def test_embedder_matches_hubert_reference(ckpt, layer):
+def test_embedder_matches_hubert_reference(ckpt, layer, fadtk_clip):
     folder, ref = ckpt
     emb = MERTEmbedder(weights_path=str(folder), layer=layer, device="cpu")
-    wav = _wave(SR)  # 1 s -> 24000 / 20 = 1200 frames for strides (5, 2, 2)
+    wav = fadtk_clip("mubert-806", SR, 1.0)[0]  # 1 s -> 24000 / 20 = 1200 frames for strides (5, 2, 2)
     out = emb.embed(wav)["emb"]
     expect = _reference_hidden(ref, wav, layer)
     assert out.dtype == np.float32 and out.shape == expect.shape == (1199, 32)
@@ -146,20 +174,45 @@ def test_windowed_mode_concatenates_window_frames(ckpt):
     assert emb.id != MERTEmbedder(weights_path=str(folder), layer=2, device="cpu").id
 
 
-def test_deepnorm_layers_follow_mert_residual_scaling():
-    cfg = {**TINY_CFG, "deepnorm": True}
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    layer = model.encoder.layers[0]
-    alpha = math.pow(2.0 * cfg["num_hidden_layers"], 0.25)
-    x = torch.randn(1, 7, 32)
-    with torch.no_grad():
-        got = layer(x)[0]
-        # MERT HubertEncoderLayerExtend.forward (post-LN, residual * alpha + f(residual))
-        h = layer.attention(x)[0] + x * alpha
-        h = layer.layer_norm(h)
-        h = layer.final_layer_norm(h * alpha + layer.feed_forward(h))
-    torch.testing.assert_close(got, h)
+@pytest.mark.parametrize("variant", ["plain", "deepnorm"])
+def test_matches_official_mert_model_outputs(tmp_path, variant):
+    """MERT's own ``MERTModel`` (golden, see module docstring): its state dict, saved as a
+    ``pytorch_model.bin`` + ``config.json`` snapshot, through our loader; every hidden state compared.
+    Measured when generated: max abs difference 0.0 (same transformers modules) for both variants."""
+    gold = np.load(GOLDEN / "mert_official_tiny.npz")
+    prefix = f"{variant}__state__"
+    state = {k[len(prefix) :]: torch.from_numpy(gold[k]) for k in gold.files if k.startswith(prefix)}
+    cfg = json.loads(str(gold[f"{variant}__config"]))  # MERTConfig(...).to_dict(), as a config.json
+    assert cfg["model_type"] == "mert_model" and cfg["deepnorm"] == (variant == "deepnorm")
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    hidden = gold[f"{variant}__hidden"]  # (n_layers + 1, frames, hidden)
+    for layer in range(hidden.shape[0]):
+        out = MERTEmbedder(weights_path=str(tmp_path), layer=layer, device="cpu").embed(gold["wav"])["emb"]
+        assert out.shape == hidden[layer].shape == (599, 32)
+        np.testing.assert_allclose(out, hidden[layer], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("weight_norm_names", ["legacy", "parametrized"])
+def test_released_mert_v1_95m_layout_loads_strictly(weight_norm_names):
+    """Every parameter name/shape of the released MERT-v1-95M checkpoint (golden, from MERT's own code) is
+    accepted by our converter + strict ``load_state_dict``; nothing is missing or left over."""
+    gold = json.loads((GOLDEN / "mert_v1_95m_layout.json").read_text())
+    assert gold["n_parameters"] == 94_371_712  # "95M"
+    state = {k: torch.empty(shape) for k, shape in gold["state_dict"].items()}
+    if weight_norm_names == "parametrized":  # saved by a transformers release that uses torch parametrizations
+        state = {
+            k.replace("weight_g", "parametrizations.weight.original0").replace(
+                "weight_v", "parametrizations.weight.original1"
+            ): v
+            for k, v in state.items()
+        }
+    model = build_model({**gold["config"], "model_type": "mert_model", "architectures": ["MERTModel"]})
+    target = model.state_dict()
+    converted = convert_state_dict(state, target)
+    assert {k: tuple(v.shape) for k, v in converted.items()} == {k: tuple(v.shape) for k, v in target.items()}
+    result = model.load_state_dict(converted, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
 
 
 def test_cqt_feature_config_is_refused():
@@ -219,7 +272,7 @@ def test_hydra_config_instantiates(ckpt):
 
     folder, _ = ckpt
     cfg = OmegaConf.merge(
-        {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "configs/embedder/mert.yaml")
+        {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/mert.yaml")
     )
     cfg.mert.weights_path = str(folder)
     cfg.mert.layer = 1

@@ -29,7 +29,7 @@ from bench.embedders.musicnn import (  # noqa: E402
     model_variables,
     time_to_frames,
 )
-from bench.embedders.tf_checkpoint import TFCheckpoint  # noqa: E402
+from bench.formats.tf_checkpoint import TFCheckpoint  # noqa: E402
 
 SR = 16000
 REPO = Path(__file__).resolve().parents[2]
@@ -357,7 +357,7 @@ def test_hydra_config_instantiates(key: str, model: str) -> None:
     omegaconf = pytest.importorskip("omegaconf")
     hydra_utils = pytest.importorskip("hydra.utils")
     cfg = omegaconf.OmegaConf.create(
-        {"device": "cpu", "batch_size": 2, "embedder": omegaconf.OmegaConf.load(REPO / f"configs/embedder/{key}.yaml")}
+        {"device": "cpu", "batch_size": 2, "embedder": omegaconf.OmegaConf.load(REPO / f"bench/configs/embedder/{key}.yaml")}
     )
     emb = hydra_utils.instantiate(cfg.embedder[key])
     assert isinstance(emb, MusicnnEmbedder)

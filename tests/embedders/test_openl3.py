@@ -1,5 +1,7 @@
-"""OpenL3: filterbanks vs librosa, front ends vs librosa / torchopenl3 transcriptions, framing vs
-openl3's code, weights via the restricted numpy unpickler, embedder API (mono and stereo)."""
+"""OpenL3 against the official PyTorch port (torchopenl3 1.0.1: its front end, network and
+``get_audio_embedding``; random weights loaded into ours through the real loader) on real audio
+(fadtk's sample clips); filterbanks vs librosa, the kapre 0.3 front end vs a librosa pipeline, framing
+vs openl3's code, weights via the restricted numpy unpickler, embedder API (mono and stereo)."""
 
 from __future__ import annotations
 
@@ -90,9 +92,60 @@ def test_kapre_v03_front_end_matches_librosa_pipeline():
     np.testing.assert_allclose(got, ref, atol=2e-3)
 
 
-def test_kapre_v014_front_end_matches_torchopenl3_dft_kernels():
-    """torchopenl3 CustomMelSTFT: 'same' padding, conv1d DFT kernels (power), mel, sqrt, dB."""
-    x = _wave(1.0, 2, freq=1000.0)
+# -- parity with the official code: torchopenl3 1.0.1 -------------------------------------------------
+
+
+def _torchopenl3_model(input_repr: str, embedding_size: int, slaney: bool, seed: int = 0):
+    """torchopenl3's own ``PytorchOpenl3`` with random weights and random BatchNorm statistics.
+
+    ``slaney=True`` swaps its mel matrix for ``librosa.filters.mel(..., norm="slaney")``: torchopenl3 calls
+    ``librosa.filters.mel(norm=1)``, which meant area ("slaney") normalisation in the librosa 0.6 that
+    kapre 0.1.4 / openl3 0.3 used, but means L1 normalisation since librosa 0.8 (what it computes here).
+    """
+    librosa = pytest.importorskip("librosa")
+    models = pytest.importorskip("torchopenl3.models", reason="torchopenl3==1.0.1 not installed")
+    torch.manual_seed(seed)
+    m = models.PytorchOpenl3("music", input_repr, embedding_size).eval()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.1, 0.1)
+        m.batch_normalization_1.running_mean.fill_(-40.0)  # dB-scale input
+        m.batch_normalization_1.running_var.fill_(400.0)
+        if slaney:
+            n_mels = m.speclayer.mel_basis.shape[0]
+            basis = librosa.filters.mel(sr=SR, n_fft=2048, n_mels=n_mels, fmin=0, fmax=SR // 2, htk=True, norm="slaney")
+            m.speclayer.mel_basis.copy_(torch.from_numpy(basis))
+    return m
+
+
+@pytest.mark.filterwarnings("ignore:Empty filters")
+def test_kapre_v014_front_end_matches_torchopenl3_custom_mel_stft(fadtk_clip):
+    """torchopenl3 ``CustomMelSTFT`` (kapre 0.1.4 port: 'same' padding, float32 conv1d DFT kernels, power,
+    mel, sqrt, dB, per-example max, -80 dB floor) on 1-s frames of real music."""
+    m = _torchopenl3_model("mel256", 512, slaney=True)
+    for name in ("mg-1634", "mlm-1619", "mubert-130"):
+        wav, _ = fadtk_clip(name, None, 1.0)  # native 48 kHz
+        with torch.no_grad():
+            ref = m.speclayer(torch.from_numpy(wav)[None, None]).squeeze(-1)[0]
+        got = OpenL3Spectrogram(256, "kapre_v0.1.4")(torch.from_numpy(wav)[None])[0, 0]
+        assert got.shape == ref.shape == (256, 199)
+        diff = (got - ref).abs()
+        # measured: <= 0.003 dB where the reference is above -60 dB, <= 0.21 dB anywhere (the quietest bins,
+        # where torchopenl3's float32 DFT-by-convolution rounds; ours is float64, see the float64 test)
+        assert diff[ref > -60].max() < 0.01
+        assert diff.max() < 0.5
+
+
+@pytest.mark.filterwarnings("ignore:Empty filters")
+def test_kapre_v014_front_end_matches_float64_dft(fadtk_clip):
+    """kapre 0.1.4 maths in float64 numpy ('same' padding, DFT, power, slaney htk mel, sqrt, dB) on real music:
+    the reference for the low-energy bins where torchopenl3's float32 DFT kernels lose precision."""
+    x32 = fadtk_clip("mlm-1619", None, 1.0)[0]
+    x = x32.astype(np.float64)
     n_dft, n_hop = 2048, 242
     pad = n_dft - (SR % n_hop)
     xp = np.pad(x, (pad // 2, pad - pad // 2)).astype(np.float64)
@@ -100,12 +153,41 @@ def test_kapre_v014_front_end_matches_torchopenl3_dft_kernels():
     win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_dft) / n_dft)  # hann, fftbins=True
     frames = np.lib.stride_tricks.sliding_window_view(xp, n_dft)[::n_hop]
     power = (frames @ (np.cos(k) * win).T) ** 2 + (frames @ (-np.sin(k) * win).T) ** 2  # (T, 1025)
-    mel = np.sqrt(mel_filterbank(SR, n_dft, 256, htk=True).astype(np.float64) @ power.T)
+    librosa = pytest.importorskip("librosa")
+    basis = librosa.filters.mel(sr=SR, n_fft=n_dft, n_mels=256, htk=True, norm="slaney", dtype=np.float64)
+    mel = np.sqrt(basis @ power.T)
     db = 10 * np.log10(np.maximum(mel, 1e-10))
     ref = np.maximum(db - db.max(), -80.0)
-    got = OpenL3Spectrogram(256, "kapre_v0.1.4")(torch.from_numpy(x[None]))[0, 0].numpy()
+    got = OpenL3Spectrogram(256, "kapre_v0.1.4")(torch.from_numpy(x32[None]))[0, 0].numpy()
     assert got.shape == ref.shape == (256, 199)
-    np.testing.assert_allclose(got, ref, atol=2e-3)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:Empty filters")
+@pytest.mark.parametrize(("input_repr", "embedding_size"), [("mel256", 512), ("mel128", 6144)])
+def test_torchopenl3_checkpoint_loads_and_embeddings_match(tmp_path, fadtk_clip, input_repr, embedding_size):
+    """The official ``PytorchOpenl3`` state dict (released layout: conv/BN names plus the ``speclayer.*``
+    buffers, a ``*.pth.tar`` file) loads through our loader (strict); ``torchopenl3.get_audio_embedding``
+    (its framing, resampy ``kaiser_best`` from 44.1 kHz, its network) vs ours on real audio."""
+    torchopenl3 = pytest.importorskip("torchopenl3")
+    m = _torchopenl3_model(input_repr, embedding_size, slaney=True)
+    path = tmp_path / f"torchopenl3_{input_repr}_music_{embedding_size}.pth.tar"
+    torch.save(m.state_dict(), path)
+    ours = OpenL3Embedder(
+        input_repr=input_repr, embedding_size=embedding_size, frontend="kapre_v0.1.4", hop_size=0.5,
+        weights_path=str(path), device="cpu",
+    )  # fmt: skip
+    from bench.audio import prepare
+
+    wav, sr = fadtk_clip("mg-1648", 44100, 1.6)
+    ref, _ = torchopenl3.get_audio_embedding(
+        wav, sr, model=m, hop_size=0.5, center=True, sampler="resampy", verbose=False
+    )
+    ref = ref[0].numpy()
+    got = ours.embed(prepare(wav, sr, ours.audio))["emb"]
+    assert got.shape == ref.shape == (4, embedding_size)
+    # measured (mel256/512): max abs 1.9e-6 with max |embedding| 0.34
+    np.testing.assert_allclose(got, ref, rtol=0, atol=3e-5 * np.abs(ref).max())
 
 
 def _openl3_reference_frames(audio: np.ndarray, hop_size: float, center: bool) -> np.ndarray:
@@ -226,7 +308,7 @@ def test_hydra_config_instantiates(weights):
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.merge(
-        {"device": "cpu", "batch_size": 4}, OmegaConf.load(Path(__file__).parents[2] / "configs/embedder/openl3.yaml")
+        {"device": "cpu", "batch_size": 4}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/openl3.yaml")
     )
     cfg.openl3.weights_path = str(weights)
     cfg.openl3.channels = 2

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from bench.checkpoints import CheckpointUnavailable
-from bench.embedders.mel import PANNLogMel, slaney_mel_matrix
+from bench.embedders.frontends import PANNLogMel, slaney_mel_matrix
 from bench.embedders.pann import VARIANTS, PANNEmbedder, audioset_labels
 
 
@@ -213,7 +213,7 @@ def test_labels():
     assert (names[0], names[137], names[500], names[526]) == ("Speech", "Music", "Silence", "Field recording")
 
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "embedder"
+CONFIGS = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
 
 
 def test_hydra_configs(ref16, tmp_path, monkeypatch):

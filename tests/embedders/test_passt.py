@@ -1,7 +1,12 @@
-"""PaSST-S: front end vs torchaudio's Kaldi banks / AugmentMelSTFT, ViT blocks vs torch's
-TransformerEncoderLayer, clip protocols vs AudioCraft and stable-audio-metrics, loading."""
+"""PaSST-S against the official code (hear21passt 0.0.26: its model, front end and wrapper, random
+weights loaded into ours through the real loader) on real audio (fadtk's sample clips); clip protocols
+vs AudioCraft and stable-audio-metrics; mel banks vs torchaudio; loading and errors."""
 
 from __future__ import annotations
+
+import contextlib
+import io
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +17,6 @@ from bench.audio import AudioError  # noqa: E402
 from bench.checkpoints import CheckpointUnavailable  # noqa: E402
 from bench.embedders.passt import (  # noqa: E402
     PASST_S_ARCH,
-    Block,
     PaSSTEmbedder,
     PasstMel,
     PaSSTNet,
@@ -49,80 +53,97 @@ def test_kaldi_mel_banks_match_torchaudio():
     np.testing.assert_allclose(kaldi_mel_banks(128, 1024, 32000, 0.0, 15000.0), ref, rtol=1e-5, atol=1e-6)
 
 
-def test_front_end_matches_augment_mel_stft_eval():
-    """Transcription of hear21passt AugmentMelSTFT.forward (eval: no masking, fmin=0, fmax=15000)."""
-    kaldi = pytest.importorskip("torchaudio.compliance.kaldi")
-    x = torch.from_numpy(np.stack([_wave(1.3, 1), _wave(1.3, 2)]))
-    pre = torch.as_tensor([[[-0.97, 1.0]]])
-    y = torch.nn.functional.conv1d(x.unsqueeze(1), pre).squeeze(1)
-    y = torch.stft(
-        y,
-        1024,
-        hop_length=320,
-        win_length=800,
-        center=True,
-        normalized=False,
-        window=torch.hann_window(800, periodic=False),
-        return_complex=True,
-    )
-    y = torch.view_as_real(y)
-    y = (y**2).sum(dim=-1)
-    mel_basis, _ = kaldi.get_mel_banks(
-        128, 1024, 32000, 0.0, 15000, vtln_low=100.0, vtln_high=-500.0, vtln_warp_factor=1.0
-    )
-    mel_basis = torch.nn.functional.pad(mel_basis, (0, 1), mode="constant", value=0)
-    ref = ((torch.matmul(mel_basis, y) + 0.00001).log() + 4.5) / 5.0
-    got = PasstMel()(x)
-    assert got.shape == ref.shape == (2, 128, 1 + (len(x[0]) - 1) // 320)
-    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+# -- parity with the official code: hear21passt 0.0.26 ------------------------------------------------
 
 
-def _torch_layer(blk: Block, dim: int, heads: int) -> torch.nn.TransformerEncoderLayer:
-    ref = torch.nn.TransformerEncoderLayer(
-        dim, heads, 4 * dim, dropout=0.0, activation="gelu", layer_norm_eps=1e-6, batch_first=True, norm_first=True
-    ).eval()
-    with torch.no_grad():
-        ref.self_attn.in_proj_weight.copy_(blk.attn.qkv.weight)
-        ref.self_attn.in_proj_bias.copy_(blk.attn.qkv.bias)
-        ref.self_attn.out_proj.weight.copy_(blk.attn.proj.weight)
-        ref.self_attn.out_proj.bias.copy_(blk.attn.proj.bias)
-        ref.linear1.load_state_dict(blk.mlp.fc1.state_dict())
-        ref.linear2.load_state_dict(blk.mlp.fc2.state_dict())
-        ref.norm1.load_state_dict(blk.norm1.state_dict())
-        ref.norm2.load_state_dict(blk.norm2.state_dict())
-    return ref
+@pytest.fixture(scope="module")
+def official(tmp_path_factory):
+    """hear21passt's own ``passt_s_swa_p16_128_ap476`` + ``AugmentMelSTFT`` + ``PasstBasicWrapper``, built as
+    ``hear21passt.base.get_basic_model`` does but with random weights (every parameter perturbed so LayerNorm
+    gains/biases and the positional embeddings all matter); its ``state_dict()`` -- the released checkpoint's
+    layout -- is saved like the released ``.pt`` file."""
+    pytest.importorskip("timm", reason="hear21passt needs timm")
+    passt = pytest.importorskip("hear21passt.models.passt", reason="hear21passt==0.0.26 not installed")
+    from hear21passt.models.preprocess import AugmentMelSTFT
+    from hear21passt.wrapper import PasstBasicWrapper
 
-
-def test_block_matches_torch_pre_norm_transformer_layer():
     torch.manual_seed(0)
-    blk = Block(32, 4, 4.0).eval()
-    ref = _torch_layer(blk, 32, 4)
-    x = torch.randn(2, 9, 32)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = passt.get_model(arch="passt_s_swa_p16_128_ap476", pretrained=False)
+        mel = AugmentMelSTFT(
+            n_mels=128, sr=32000, win_length=800, hopsize=320, n_fft=1024, freqm=48, timem=192, htk=False,
+            fmin=0.0, fmax=None, norm=1, fmin_aug_range=10, fmax_aug_range=2000,
+        )  # fmt: skip
     with torch.no_grad():
-        torch.testing.assert_close(blk(x), ref(x), rtol=1e-5, atol=1e-5)
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    wrapper = PasstBasicWrapper(mel=mel, net=net, mode="all").eval()
+    path = tmp_path_factory.mktemp("passt-official") / "passt-s-f128-p16-s10-ap.476-swa.pt"
+    torch.save(net.state_dict(), path)
+    return wrapper, path
 
 
-def test_network_matches_passt_forward_transcription():
-    """hear21passt PaSST.forward_features/forward (eval, distilled) on torch reference layers."""
-    torch.manual_seed(1)
-    net = PaSSTNet(**{**PASST_S_ARCH, **TINY}).eval()
-    layers = [_torch_layer(b, 32, 2) for b in net.blocks]
-    x = torch.randn(2, 1, 128, 420)
-    with torch.no_grad():
-        y = net.patch_embed.proj(x)
-        y = y + net.time_new_pos_embed[:, :, :, : y.shape[-1]]
-        y = y + net.freq_new_pos_embed
-        y = y.flatten(2).transpose(1, 2)
-        cls = net.cls_token.expand(2, -1, -1) + net.new_pos_embed[:, :1, :]
-        dist = net.dist_token.expand(2, -1, -1) + net.new_pos_embed[:, 1:, :]
-        y = torch.cat((cls, dist, y), dim=1)
-        for layer in layers:
-            y = layer(y)
-        y = net.norm(y)
-        feats = (y[:, 0] + y[:, 1]) / 2
-        logits, got_feats = net(x)
-    torch.testing.assert_close(got_feats, feats, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(logits, net.head(feats), rtol=1e-4, atol=1e-5)
+def _official(fn, *args):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        return fn(*args)
+
+
+def test_front_end_matches_official_augment_mel_stft(official, fadtk_clip):
+    wrapper, _ = official
+    wav, _ = fadtk_clip("mg-1648", SR, 2.5)
+    x = torch.from_numpy(np.stack([wav, wav[::-1].copy()]))
+    ref = _official(wrapper.mel, x)
+    got = PasstMel()(x)
+    assert got.shape == ref.shape == (2, 128, 1 + (x.shape[1] - 1) // 320)
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-5)  # measured: 0.0
+
+
+def test_released_layout_loads_and_matches_official_scene_embeddings(official, fadtk_clip):
+    """hear21passt ``get_scene_embeddings`` (mode "all": logits ++ features) on a <= 10-s real clip equals
+    our one-segment output, with the official state dict loaded through our real loader (strict)."""
+    wrapper, path = official
+    ours = PaSSTEmbedder(weights_path=str(path), device="cpu")
+    for name in ("mg-1634", "mlm-1619"):
+        wav, _ = fadtk_clip(name, SR, 2.0)
+        ref = _official(wrapper.get_scene_embeddings, torch.from_numpy(wav)[None])[0].numpy()
+        out = ours.embed(wav)
+        assert out["logits"].shape == (1, 527) and out["emb"].shape == (1, 768)
+        # measured max abs difference: logits 3.1e-6 (max |logit| 4.4), features 1.7e-6 (max 3.0)
+        np.testing.assert_allclose(out["logits"][0], ref[:527], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(out["emb"][0], ref[527:], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(out["probs"], torch.softmax(torch.from_numpy(ref[:527]), -1).numpy(), atol=1e-6)
+
+
+def test_audiocraft_protocol_matches_official_model_on_split_segments(official, fadtk_clip):
+    """AudioCraft's ``PasstKLDivergenceMetric``: ``torch.split`` into windows, drop <= 0.15-s tails, call the
+    official model per segment, softmax; here with a 1-s window so a 2.3-s real clip gives 3 segments."""
+    wrapper, path = official
+    ours = PaSSTEmbedder(weights_path=str(path), window_s=1.0, device="cpu")
+    wav, _ = fadtk_clip("mubert-130", SR, 2.3)
+    segs = [s for s in torch.split(torch.from_numpy(wav), SR) if s.shape[-1] > int(0.15 * SR)]
+    ref = np.stack([_official(wrapper, s[None])[0].numpy() for s in segs])
+    out = ours.embed(wav)
+    assert out["logits"].shape == (3, 527)
+    np.testing.assert_allclose(out["logits"], ref[:, :527], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(out["emb"], ref[:, 527:], rtol=0, atol=1e-4)
+    probs = torch.softmax(torch.from_numpy(ref[:, :527]), -1).mean(0).numpy()
+    np.testing.assert_allclose(out["probs"], probs, rtol=0, atol=1e-6)
+
+
+def test_known_checkpoint_variants_load_like_the_released_file(official, tmp_path):
+    """hear21passt's ``checkpoint_filter_fn`` accepts a ``{"model": ...}`` wrapper and the pre-conv 2-D
+    patch-embedding weight; training checkpoints carry a ``net.`` prefix. All load to the same network."""
+    wrapper, _ = official
+    state = wrapper.net.state_dict()
+    variant = {f"net.{k}": v.clone() for k, v in state.items()}
+    variant["net.patch_embed.proj.weight"] = state["patch_embed.proj.weight"].reshape(768, -1).clone()
+    path = tmp_path / "wrapped.pt"
+    torch.save({"model": variant}, path)
+    ours = PaSSTEmbedder(weights_path=str(path), device="cpu")
+    for k, v in ours.net.state_dict().items():
+        torch.testing.assert_close(v, state[k], rtol=0, atol=0)
 
 
 def test_patch_grid_of_ten_seconds_is_12_by_99():
@@ -212,7 +233,7 @@ def test_hydra_config_instantiates(tiny_ckpt):
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.merge(
-        {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "configs/embedder/passt.yaml")
+        {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/passt.yaml")
     )
     cfg.passt.weights_path = str(tiny_ckpt)
     cfg.passt.arch = TINY

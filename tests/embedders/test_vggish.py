@@ -14,7 +14,7 @@ from torch import nn
 
 from bench.audio import prepare
 from bench.checkpoints import CheckpointUnavailable, hub_hash_prefix
-from bench.embedders.mel import VGGishLogMel
+from bench.embedders.frontends import VGGishLogMel
 from bench.embedders.vggish import (
     PCA_URL,
     VGGISH_URL,
@@ -285,7 +285,7 @@ def test_wrong_layout_is_refused(tmp_path):
         VGGishEmbedder(checkpoint=str(p), device="cpu")
 
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "embedder"
+CONFIGS = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
 
 
 @pytest.mark.parametrize("key", ["vggish", "vggish_tf", "vggish_pca"])

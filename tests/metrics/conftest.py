@@ -33,7 +33,7 @@ def _fadtk_dir() -> Path | None:
 @pytest.fixture(scope="session")
 def peer_fd():
     """frechet_audio_distance's ``calculate_frechet_distance`` (scipy sqrtm), or skip."""
-    from bench.metrics.peers import frechet_audio_distance_fd
+    from benchmarks.peers import frechet_audio_distance_fd
 
     try:
         return frechet_audio_distance_fd()
@@ -51,7 +51,7 @@ def fadtk_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def fadtk_fd(fadtk_dir):
-    from bench.metrics.peers import fadtk_fd as load
+    from benchmarks.peers import fadtk_fd as load
 
     return load(fadtk_dir / "fad.py")
 

@@ -16,7 +16,7 @@ from bench.metrics.kad import KAD, kad_replicates, kernel_audio_distance, median
 from bench.metrics.prdc import PRDC, prdc
 from bench.metrics.stats import GaussianStats
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "metric"
+CONFIGS = Path(__file__).resolve().parents[2] / "bench" / "configs" / "metric"
 
 
 def emb_set(name: str, emb: dict[str, np.ndarray]) -> EmbeddingSet:
@@ -157,3 +157,17 @@ def test_registry_and_configs():
         assert m.id == build_metric(key, **{k: v for k, v in cfg[key].items() if k != "_target_"}).id
     with pytest.raises(KeyError):
         metric_class("fid")
+
+
+def test_registry_rejects_a_key_defined_twice(tmp_path):
+    from bench.errors import ConfigError
+    from bench.registry import build_index
+
+    (tmp_path / "a.yaml").write_text("fad:\n  _target_: bench.metrics.fad.FAD\n")
+    (tmp_path / "b.yaml").write_text("fad:\n  _target_: bench.metrics.kad.KAD\n")
+    (tmp_path / "c.yaml").write_text("kad:\n  n_bootstrap: 0\n")
+    assert build_index([tmp_path / "a.yaml"])["fad"].load() is metric_class("fad")
+    with pytest.raises(ConfigError, match=r"'fad' is defined twice: in .*b\.yaml and first in .*a\.yaml"):
+        build_index([tmp_path / "a.yaml", tmp_path / "b.yaml"])
+    with pytest.raises(ConfigError, match="'kad' has no _target_"):
+        build_index([tmp_path / "c.yaml"])

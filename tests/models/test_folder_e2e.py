@@ -1,5 +1,5 @@
 """The issue's "done when": a two-model comparison on a MusicCaps subset from one command
-(configs/experiment/musiccaps_folder.yaml): a folder of pre-generated audio vs the synth baseline,
+(bench/configs/experiment/musiccaps_folder.yaml): a folder of pre-generated audio vs the synth baseline,
 FAD + KL on musicnn embeddings, on tiny audio written to tmp_path."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import bench
-from bench.data.musiccaps import load
+from bench.prompt_sets.musiccaps import load
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 SR = 16000
@@ -22,7 +22,7 @@ SR = 16000
 @pytest.mark.skipif(importlib.util.find_spec("musicnn") is None, reason="musicnn weights wheel not installed")
 def test_musiccaps_folder_experiment(tmp_path, helpers):
     rng = np.random.default_rng(0)
-    musiccaps = helpers.repo_root / "datasets" / "musiccaps" / "musiccaps-public.csv"
+    musiccaps = helpers.repo_root / "bench" / "datasets" / "musiccaps" / "musiccaps-public.csv"
     ids = [p.id for p in load(str(musiccaps), split="eval", limit=4, sample_seed=0)]
     ref, gen = tmp_path / "musiccaps_audio", tmp_path / "system_outputs"
     for n in range(10):  # real-ish reference clips; the first 4 are the prompts' paired clips

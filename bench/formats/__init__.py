@@ -1,0 +1,1 @@
+"""Readers for third-party file formats that backends load weights from (no framework needed)."""

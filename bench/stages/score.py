@@ -1,0 +1,150 @@
+"""The score stage: one metric value per model x prompt set x reference set x embedder x metric.
+
+Values are cached by a key over the metric parameters and every input embedding key (plus texts
+and seed where they matter); cache entries carry a checksum, so a damaged one is recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.cache import read_json_checked, stable_hash, write_json_checked
+from bench.errors import RunFailed
+from bench.metrics.base import EmbeddingSet, MetricInput, MetricResult, MetricUnavailable
+from bench.references import ReferenceSet
+from bench.report.leaderboard import CELL6
+
+if TYPE_CHECKING:
+    from bench.pipeline import RunState
+
+log = logging.getLogger(__name__)
+
+def _emb_set(st: RunState, name: str, ekey: str, items: dict[str, Path]) -> tuple[EmbeddingSet, dict[str, str]]:
+    keys = {i: st.emb_keys[(ekey, str(p))] for i, p in items.items() if (ekey, str(p)) in st.emb_keys}
+    load = st.loader
+    ids = sorted(keys)
+    return EmbeddingSet(name, ids, load=lambda i: load(keys[i])), keys
+
+
+def _load_stats(ref: ReferenceSet) -> dict[str, Any]:
+    from bench.metrics.stats import GaussianStats
+
+    s = GaussianStats.load_npz(ref.stats_path, ref.stats_key)
+    return {"mu": s.mu, "sigma": s.cov, "n": s.n}
+
+
+def score_cell(st, cell, m, ps, ref, e, metric, paired_items, rows, per_item, replicates, curves) -> None:
+    def unavailable(reason: str, status: str = "unavailable") -> None:
+        rows.append({**cell, "value": math.nan, "n": 0, "status": status, "reason": reason})
+
+    if m.obj is None:
+        return unavailable(f"model unavailable: {m.error}")
+    if e.obj is None:
+        return unavailable(f"embedder unavailable: {e.error}")
+    gen, gen_keys = _emb_set(st, f"{m.key}/{cell['prompt_set']}", e.key, st.audio.get((m.key, cell["prompt_set"]), {}))
+    if not len(gen):
+        return unavailable("no generated clip could be embedded (see errors.csv)", "error")
+    ref_set, ref_keys, stats_id = None, {}, None
+    if ref is not None and metric.needs_reference:
+        if ref.is_stats:
+            if ref.stats_embedder != e.key:
+                return unavailable(
+                    f"reference {cell['reference_set']} holds statistics for embedder {ref.stats_embedder!r} only"
+                )
+            try:
+                ref_set = EmbeddingSet(cell["reference_set"], [], stats=_load_stats(ref))
+            except Exception as exc:
+                return unavailable(f"cannot load reference statistics {ref.stats_path}: {exc}", "error")
+            stats_id = cell["reference_hash"]
+        else:
+            ref_set, ref_keys = _emb_set(st, cell["reference_set"], e.key, ref.items)
+            if not len(ref_set):
+                return unavailable("no reference clip could be embedded (see errors.csv)", "error")
+    pair_set, pair_keys = _emb_set(st, f"paired/{cell['prompt_set']}", e.key, paired_items)
+    texts = {p.id: p.text for p in ps.prompts}
+    inp = MetricInput(
+        gen=gen, ref=ref_set, paired=pair_set if len(pair_set) else None, texts=texts, embedder=e.obj,
+        seed=int(st.cfg.get("seed", 0)),
+    )
+    try:
+        metric.check(inp)
+    except MetricUnavailable as exc:
+        return unavailable(str(exc))
+    key = stable_hash(
+        {
+            "metric": metric.id,
+            "embedder": e.obj.id,
+            "gen": sorted(gen_keys.items()),
+            "ref": sorted(ref_keys.items()) if metric.needs_reference else None,
+            "stats": stats_id,
+            "paired": sorted(pair_keys.items()) if metric.needs_pairs else None,
+            "texts": stable_hash(sorted(texts.items())) if metric.needs_text else None,
+            "seed": inp.seed,
+        },
+        32,
+    )
+    score_path = Path(st.cfg.cache_dir) / "scores" / key[:2] / f"{key}.json"
+    result: MetricResult | None = None
+    cached = read_json_checked(score_path)  # None when missing, torn or failing its checksum
+    if cached is not None:
+        try:
+            result = MetricResult.from_dict(cached)
+            st.counters["score_cache_hits"] += 1
+        except (ValueError, TypeError):
+            result = None
+    if result is None:
+        try:
+            t0 = time.perf_counter()
+            result = metric.compute(inp)
+            log.info(
+                "%s %s/%s vs %s [%s]: %.6g (%.2fs)", cell["metric"], m.key, cell["prompt_set"],
+                cell["reference_set"], e.key, result.value, time.perf_counter() - t0,
+            )
+        except MetricUnavailable as exc:
+            return unavailable(str(exc))
+        except RunFailed:
+            raise
+        except Exception as exc:
+            log.error("metric %s failed on %s: %s\n%s", cell["metric"], cell, exc, traceback.format_exc())
+            if st.errors.policy == "fail":
+                raise
+            return unavailable(f"{type(exc).__name__}: {exc}", "error")
+        write_json_checked(score_path, _jsonable(result.to_dict()))
+        st.counters["scored"] += 1
+    ci = {"ci_low": _num(result.ci_low), "ci_high": _num(result.ci_high)}
+    rows.append({**cell, "value": float(result.value), **ci, "n": result.n or len(gen), "status": "ok", "reason": ""})
+    for xk, xv in sorted((result.extras or {}).items()):
+        if isinstance(xv, (int, float)) and not isinstance(xv, bool):
+            rows.append({**cell, "metric": f"{cell['metric']}.{xk}", "value": float(xv), "n": result.n or len(gen),
+                         "status": "ok", "reason": ""})
+    keys6 = {k: cell[k] for k in CELL6}
+    for iid, v in (result.per_item or {}).items():
+        per_item.append({**keys6, "item_id": iid, "value": v})
+    for b, v in enumerate(result.replicates or []):
+        replicates.append({**keys6, "replicate": b, "value": v})
+    for n, v in getattr(result, "curve", None) or (result.to_dict().get("curve") or []):
+        curves.append({**keys6, "n": n, "value": v})
+    return None
+
+
+def _num(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
