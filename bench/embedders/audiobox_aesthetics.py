@@ -107,6 +107,7 @@ class AudioboxAesthetics(Embedder):
 
     name = "audiobox_aesthetics"
     feature = "aesthetics"
+    param_aliases = {"checkpoint": "checkpoint_sha256"}
     axes = AXES
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, mono="mean", resampler="torchaudio_sinc")
 
@@ -131,11 +132,9 @@ class AudioboxAesthetics(Embedder):
         self.precision = str(precision if precision is not None else ckpt["model_cfg"]["precision"])
         self.target = {a: (float(ckpt["target_transform"][a]["mean"]), float(ckpt["target_transform"][a]["std"])) for a in AXES}
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
             "checkpoint_sha256": self.sha256,
-            "precision": self.precision,
             "window_s": WINDOW_S,
             "hop_s": WINDOW_S,
             "aggregate": "window_fraction_weighted_mean",

@@ -85,10 +85,8 @@ class ChromaEmbedder(Embedder):
         self.fbank = torch.from_numpy(chroma_filterbank(sr, self.n_fft, self.n_chroma)).to(self.device)
         self.window = torch.hann_window(self.n_fft, periodic=True, device=self.device)
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
-            "n_chroma": self.n_chroma,
             "n_fft": self.n_fft,
             "hop": self.hop,
             "window": "hann_periodic",

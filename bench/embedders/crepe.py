@@ -51,6 +51,7 @@ class CrepeEmbedder(Embedder):
 
     name = "crepe"
     feature = "pitch"
+    param_aliases = {"hop_s": "hop"}
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, mono="mean", resampler="torchaudio_sinc")
 
     def __init__(
@@ -88,17 +89,8 @@ class CrepeEmbedder(Embedder):
     def hop_s(self) -> float:
         return self.hop / SAMPLE_RATE
 
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "model": self.model,
-            "checkpoint_sha256": self.sha256,
-            "hop": self.hop,
-            "fmin": self.fmin,
-            "fmax": self.fmax,
-            "decoder": self.decoder,
-            "columns": ["f0_hz", "periodicity"],
-        }
+    def derived_params(self) -> dict[str, Any]:
+        return {"checkpoint_sha256": self.sha256, "hop": self.hop, "columns": ["f0_hz", "periodicity"]}
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
         return {f"crepe_{self.model}": {"path": str(self.weights), "sha256": self.sha256}}

@@ -9,10 +9,12 @@ One metric per axis (``aes_ce``, ``aes_cu``, ``aes_pc``, ``aes_pq``) gives four 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights, weighted_mean_replicates
+from bench.metrics.base import BootstrapMetric, MetricInput, MetricResult, MetricUnavailable
+from bench.metrics.bootstrap import weighted_mean_replicates
 
 AXES = ("CE", "CU", "PC", "PQ")
 AXIS_NAMES = {
@@ -23,11 +25,11 @@ AXIS_NAMES = {
 }
 
 
-class Aesthetics(Metric):
+class Aesthetics(BootstrapMetric):
     """Mean Audiobox Aesthetics score on the subclass' ``axis`` (higher is better).
 
     Args:
-        n_bootstrap, ci, ci_method: prompt-resampling bootstrap of the mean.
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
     """
 
     axis = "PQ"
@@ -35,14 +37,10 @@ class Aesthetics(Metric):
     lower_is_better = False
     needs_reference = False
 
-    def __init__(self, n_bootstrap: int = 200, ci: float = 0.95, ci_method: str = "percentile"):
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
+    fixed_params = {"axis": "PQ", "clip_score": "window_fraction_weighted_mean"}
 
-    def params(self) -> dict:
-        return {"name": self.name, "axis": self.axis, "n_bootstrap": self.n_bootstrap, "ci": self.ci,
-                "ci_method": self.ci_method}
+    def __init__(self, **bootstrap: Any):
+        super().__init__(**bootstrap)
 
     def check(self, inp: MetricInput) -> None:
         super().check(inp)
@@ -65,8 +63,7 @@ class Aesthetics(Metric):
         v = np.asarray(vals)
         res = MetricResult(value=float(v.mean()), n=len(ids), per_item=dict(zip(ids, vals)))
         if self.n_bootstrap > 0:
-            attach_bootstrap(res, weighted_mean_replicates(v, clip_weights(ids, self.n_bootstrap, inp.seed)), self.ci,
-                             self.ci_method)
+            self.attach_bootstrap(res, weighted_mean_replicates(v, self.clip_weights(ids, inp.seed)))
         return res
 
 
@@ -74,21 +71,25 @@ class AestheticsCE(Aesthetics):
     """Audiobox Aesthetics content enjoyment (CE)."""
 
     axis, name = "CE", "aes_ce"
+    fixed_params = {"axis": "CE", "clip_score": "window_fraction_weighted_mean"}
 
 
 class AestheticsCU(Aesthetics):
     """Audiobox Aesthetics content usefulness (CU)."""
 
     axis, name = "CU", "aes_cu"
+    fixed_params = {"axis": "CU", "clip_score": "window_fraction_weighted_mean"}
 
 
 class AestheticsPC(Aesthetics):
     """Audiobox Aesthetics production complexity (PC)."""
 
     axis, name = "PC", "aes_pc"
+    fixed_params = {"axis": "PC", "clip_score": "window_fraction_weighted_mean"}
 
 
 class AestheticsPQ(Aesthetics):
     """Audiobox Aesthetics production quality (PQ)."""
 
     axis, name = "PQ", "aes_pq"
+    fixed_params = {"axis": "PQ", "clip_score": "window_fraction_weighted_mean"}

@@ -26,22 +26,23 @@ mauve-text's labels (and hence its value) exactly. PCA is an SVD in float64 (skl
 mauve-text; same subspace, signs may differ, which k-means does not see). The frontier and areas
 are computed identically (tested to 1e-12 given the same labels).
 
-Bootstrap (prompt resampling, :mod:`bench.metrics.bootstrap`): by default (``bootstrap:
+Bootstrap (prompt resampling, :mod:`bench.metrics.bootstrap`): by default (``bootstrap_mode:
 histogram``) the quantisation of the full sets is kept and each replicate re-weights the generated
 clips' labels (cheap; measures sampling noise of the generated histogram given the clusters).
-``bootstrap: requantize`` reruns PCA + k-means on every resample (duplicates included) and thus
+``bootstrap_mode: requantize`` reruns PCA + k-means on every resample (duplicates included) and thus
 also covers the clustering's variability (B times the cost).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from bench.metrics import refcache
-from bench.metrics.base import EmbeddingSet, Metric, MetricInput, MetricResult, MetricUnavailable
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights, resample_indices
+from bench.metrics.base import BootstrapMetric, EmbeddingSet, MetricInput, MetricResult, MetricUnavailable
+from bench.metrics.bootstrap import resample_indices
 from bench.metrics.kmeans import BACKENDS, kmeans_labels
 
 POOLINGS = ("max", "mean")
@@ -229,7 +230,7 @@ def pool_clips(es: EmbeddingSet, pooling: str) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # wrapper
 # ----------------------------------------------------------------------------------------------
-class MAD(Metric):
+class MAD(BootstrapMetric):
     """MAUVE Audio Divergence ``-ln MAUVE(generated, reference)`` on per-clip embeddings (lower is better).
 
     Args:
@@ -240,13 +241,16 @@ class MAD(Metric):
         kmeans_num_redo, kmeans_max_iter: k-means restarts and iteration cap (mauve-text: 5, 500).
         divergence_curve_points: mixture weights on the frontier (25); scaling_factor: ``c`` (5).
         seed: mauve-text's seed (k-means seed = seed + 2).
-        n_bootstrap, ci, ci_method: prompt-resampling bootstrap; bootstrap: "histogram" or "requantize".
+        bootstrap_mode: "histogram" (clusters fixed) or "requantize" (PCA + k-means per replicate).
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`; default "shifted").
 
     extras: ``mauve``, ``mauve_star``, ``frontier_integral``, ``n_clusters``, ``pca_dim``.
     """
 
     name = "mad"
     lower_is_better = True
+    default_ci_method = "shifted"
+    fixed_params = {"norm": "l2", "pca_fit": "all_rows"}
 
     def __init__(
         self,
@@ -259,17 +263,15 @@ class MAD(Metric):
         divergence_curve_points: int = 25,
         scaling_factor: float = 5.0,
         seed: int = 25,
-        n_bootstrap: int = 200,
-        ci: float = 0.95,
-        ci_method: str = "shifted",
-        bootstrap: str = "histogram",
+        bootstrap_mode: str = "histogram",
+        **bootstrap: Any,
     ):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if kmeans_backend not in BACKENDS:
             raise ValueError(f"kmeans_backend must be one of {BACKENDS}, got {kmeans_backend!r}")
-        if bootstrap not in BOOTSTRAP_MODES:
-            raise ValueError(f"bootstrap must be one of {BOOTSTRAP_MODES}, got {bootstrap!r}")
+        if bootstrap_mode not in BOOTSTRAP_MODES:
+            raise ValueError(f"bootstrap_mode must be one of {BOOTSTRAP_MODES}, got {bootstrap_mode!r}")
         if num_buckets != "auto" and (isinstance(num_buckets, bool) or int(num_buckets) < 2):
             raise ValueError(f"num_buckets must be 'auto' or an integer >= 2, got {num_buckets!r}")
         if not 0.0 < float(explained_variance) < 1.0:
@@ -283,29 +285,8 @@ class MAD(Metric):
         self.divergence_curve_points = int(divergence_curve_points)
         self.scaling_factor = float(scaling_factor)
         self.seed = int(seed)
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
-        self.bootstrap = bootstrap
-
-    def params(self) -> dict:
-        return {
-            "name": self.name,
-            "pooling": self.pooling,
-            "norm": "l2",
-            "num_buckets": self.num_buckets,
-            "explained_variance": self.explained_variance,
-            "kmeans_backend": self.kmeans_backend,
-            "kmeans_num_redo": self.kmeans_num_redo,
-            "kmeans_max_iter": self.kmeans_max_iter,
-            "divergence_curve_points": self.divergence_curve_points,
-            "scaling_factor": self.scaling_factor,
-            "seed": self.seed,
-            "n_bootstrap": self.n_bootstrap,
-            "ci": self.ci,
-            "ci_method": self.ci_method,
-            "bootstrap": self.bootstrap,
-        }
+        self.bootstrap_mode = bootstrap_mode
+        super().__init__(**bootstrap)
 
     def _mauve(self, gen: np.ndarray, ref: np.ndarray) -> tuple[MauveResult, Quantized]:
         k = auto_buckets(len(gen), len(ref)) if self.num_buckets == "auto" else int(self.num_buckets)
@@ -347,13 +328,13 @@ class MAD(Metric):
             },
         )
         if self.n_bootstrap > 0:
-            w = clip_weights(inp.gen.ids, self.n_bootstrap, inp.seed)
-            if self.bootstrap == "histogram":
+            w = self.clip_weights(inp.gen.ids, inp.seed)
+            if self.bootstrap_mode == "histogram":
                 reps = [
                     mad_from_mauve(mauve_from_labels(qz, self.divergence_curve_points, self.scaling_factor, row).mauve)
                     for row in w
                 ]
             else:
                 reps = [self._mauve(gen[resample_indices(row)], ref)[0].mad for row in w]
-            attach_bootstrap(res, np.asarray(reps, dtype=np.float64), self.ci, self.ci_method)
+            self.attach_bootstrap(res, np.asarray(reps, dtype=np.float64))
         return res

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from bench.metrics.base import Metric, MetricInput, MetricResult, MetricUnavailable, prompt_of
-from bench.metrics.bootstrap import attach_bootstrap, check_ci_method, clip_weights, weighted_mean_replicates
+from bench.metrics.base import BootstrapMetric, MetricInput, MetricResult, MetricUnavailable, prompt_of
+from bench.metrics.bootstrap import weighted_mean_replicates
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def pitch_agreement(
 
 
 # -- wrappers ------------------------------------------------------------------------------------
-class _PairedFeatureMetric(Metric):
+class _PairedFeatureMetric(BootstrapMetric):
     """Pairs generated clips with their prompt's reference clip; embedder must give ``feature``."""
 
     needs_reference = False
@@ -122,26 +123,18 @@ class ChromaCosine(_PairedFeatureMetric):
     Args:
         argmax: one-hot arg-max pitch class per frame first (MusicGen's evaluation: true).
         eps: cosine epsilon (1e-8).
-        n_bootstrap, ci, ci_method: prompt-resampling bootstrap.
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
     """
 
     name = "chroma_cosine"
     feature = "chroma"
     embedder_hint = "chroma"
+    fixed_params = {"frames": "min(T_gen,T_ref)", "aggregate": "frame_weighted"}
 
-    def __init__(self, argmax: bool = True, eps: float = 1e-8, n_bootstrap: int = 200, ci: float = 0.95,
-                 ci_method: str = "percentile"):
+    def __init__(self, argmax: bool = True, eps: float = 1e-8, **bootstrap: Any):
         self.argmax = bool(argmax)
         self.eps = float(eps)
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
-
-    def params(self) -> dict:
-        return {
-            "name": self.name, "argmax": self.argmax, "eps": self.eps, "frames": "min(T_gen,T_ref)",
-            "aggregate": "frame_weighted", "n_bootstrap": self.n_bootstrap, "ci": self.ci, "ci_method": self.ci_method,
-        }
+        super().__init__(**bootstrap)
 
     def compute(self, inp: MetricInput) -> MetricResult:
         ids, ref_of, n_unpaired = self.pairs(inp)
@@ -158,10 +151,10 @@ class ChromaCosine(_PairedFeatureMetric):
             extras={"n_unpaired": float(n_unpaired), "n_frames": float(c.sum())},
         )
         if self.n_bootstrap > 0:
-            w = clip_weights(ids, self.n_bootstrap, inp.seed)
+            w = self.clip_weights(ids, inp.seed)
             with np.errstate(invalid="ignore", divide="ignore"):
                 reps = (w @ s) / (w @ c)
-            attach_bootstrap(res, reps, self.ci, self.ci_method)
+            self.attach_bootstrap(res, reps)
         return res
 
 
@@ -171,7 +164,7 @@ class PitchAccuracy(_PairedFeatureMetric):
     Args:
         voicing_threshold: CREPE periodicity at or above which a frame counts as voiced.
         cent_tolerance: pitch match tolerance in cents (mir_eval: 50).
-        n_bootstrap, ci, ci_method: prompt-resampling bootstrap.
+        **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
 
     extras: ``rca`` (octave-invariant accuracy), ``n_unvoiced`` (pairs skipped: silent / unpitched
     reference), ``n_unpaired``.
@@ -180,22 +173,14 @@ class PitchAccuracy(_PairedFeatureMetric):
     name = "pitch_accuracy"
     feature = "pitch"
     embedder_hint = "crepe"
+    fixed_params = {"frames": "min(T_gen,T_ref)", "aggregate": "mean_over_clips"}
 
-    def __init__(self, voicing_threshold: float = 0.5, cent_tolerance: float = 50.0, n_bootstrap: int = 200,
-                 ci: float = 0.95, ci_method: str = "percentile"):
+    def __init__(self, voicing_threshold: float = 0.5, cent_tolerance: float = 50.0, **bootstrap: Any):
         if not 0.0 <= float(voicing_threshold) <= 1.0:
             raise ValueError(f"voicing_threshold must be in [0, 1], got {voicing_threshold}")
         self.voicing_threshold = float(voicing_threshold)
         self.cent_tolerance = float(cent_tolerance)
-        self.n_bootstrap = int(n_bootstrap)
-        self.ci = float(ci)
-        self.ci_method = check_ci_method(ci_method)
-
-    def params(self) -> dict:
-        return {
-            "name": self.name, "voicing_threshold": self.voicing_threshold, "cent_tolerance": self.cent_tolerance,
-            "frames": "min(T_gen,T_ref)", "n_bootstrap": self.n_bootstrap, "ci": self.ci, "ci_method": self.ci_method,
-        }
+        super().__init__(**bootstrap)
 
     def compute(self, inp: MetricInput) -> MetricResult:
         ids, ref_of, n_unpaired = self.pairs(inp)
@@ -219,6 +204,5 @@ class PitchAccuracy(_PairedFeatureMetric):
             extras={"rca": float(c.mean()), "n_unvoiced": float(len(ids) - len(kept)), "n_unpaired": float(n_unpaired)},
         )
         if self.n_bootstrap > 0:
-            reps = weighted_mean_replicates(v, clip_weights(kept, self.n_bootstrap, inp.seed))
-            attach_bootstrap(res, reps, self.ci, self.ci_method)
+            self.attach_bootstrap(res, weighted_mean_replicates(v, self.clip_weights(kept, inp.seed)))
         return res

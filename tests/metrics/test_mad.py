@@ -217,7 +217,7 @@ def test_wrapper_bootstrap_reweights_the_generated_histogram(sets):
         qc = np.bincount(qz.q_labels, minlength=6)
         assert res.replicates[b] == pytest.approx(-math.log(mauve_from_histograms(pc, qc)), rel=1e-12)
     assert res.ci_low <= res.value <= res.ci_high
-    req = MAD(n_bootstrap=5, bootstrap="requantize")(inp)
+    req = MAD(n_bootstrap=5, bootstrap_mode="requantize")(inp)
     assert len(req.replicates) == 5 and all(np.isfinite(req.replicates))
 
 
@@ -234,7 +234,7 @@ def test_wrapper_orders_closer_sets_lower(sets):
 def test_params_name_every_choice_and_errors_are_clear(sets):
     a, b = MAD(), MAD(scaling_factor=2.0)
     assert a.id != b.id and a.id.startswith("mad-")
-    for key in ("pooling", "num_buckets", "explained_variance", "kmeans_backend", "scaling_factor", "seed", "bootstrap"):
+    for key in ("pooling", "num_buckets", "explained_variance", "kmeans_backend", "scaling_factor", "seed", "bootstrap_mode"):
         assert key in a.params()
     assert build_metric("mad", n_bootstrap=0).params()["n_bootstrap"] == 0
     with pytest.raises(ValueError, match="kmeans_backend"):
