@@ -24,4 +24,21 @@ def compose(overrides: list[str] | None = None):
     return _compose(overrides)
 
 
-__all__ = ["__version__", "compose", "run"]
+def sensitivity(overrides: list[str] | None = None, run_dir: Any = None):
+    """``bench sensitivity OVERRIDES``: compose ``bench/configs/sensitivity.yaml`` and run it; returns the run folder
+    (``sensitivity.csv``, ``sensitivity.html``; see :mod:`bench.meta.sensitivity`)."""
+    from bench.cli import compose as _compose
+    from bench.meta.sensitivity import run_sensitivity
+
+    return run_sensitivity(_compose(overrides, config_name="sensitivity"), run_dir)
+
+
+def agreement(judgements: Any, runs: Any, out_dir: Any = "results/agreement", **kwargs: Any):
+    """``bench agreement``: the ranked agreement table of every metric in ``runs`` with the human
+    ``judgements`` CSV (see :mod:`bench.meta.agreement`); also writes ``agreement.csv`` / ``.html``."""
+    from bench.meta.agreement import run_agreement
+
+    return run_agreement(judgements, runs, out_dir, **kwargs)
+
+
+__all__ = ["__version__", "agreement", "compose", "run", "sensitivity"]

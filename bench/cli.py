@@ -5,6 +5,9 @@
     bench model=[oracle,noise] embedder=[musicnn] metric=[fad,kad]
     bench -m model=[synth],[noise]          # Hydra multirun sweep
     bench leaderboard results/a results/b   # merge runs into one board (bench.report.cli)
+    bench verify                            # reproduce fadtk's published FAD numbers (bench.verify)
+    bench sensitivity embedder=[logmel]     # metric meta-evaluation (bench.meta.cli)
+    bench agreement -j prefs.csv results/a  # agreement with human judgements (bench.meta.cli)
 """
 
 from __future__ import annotations
@@ -67,6 +70,14 @@ def main() -> None:
         from bench.report.cli import main as leaderboard_main
 
         sys.exit(leaderboard_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "verify":
+        from bench.verify import main as verify_main
+
+        sys.exit(verify_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] in ("sensitivity", "agreement"):  # meta-evaluation (bench.meta)
+        from bench.meta import cli as meta_cli
+
+        sys.exit(getattr(meta_cli, f"{sys.argv[1]}_main")(sys.argv[2:]))
     _hydra_main()
 
 

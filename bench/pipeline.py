@@ -32,6 +32,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bench.cache import ArrayCache, atomic_write_json, stable_hash
+from bench.checkpoints import with_checks
 from bench.config import (
     GROUPS,
     STAGES,
@@ -292,7 +293,7 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
             "models": {
                 k: {
                     "params": c.obj.params() if c.obj is not None else None,
-                    "checkpoints": c.obj.checkpoints() if c.obj is not None else {},
+                    "checkpoints": with_checks(c.obj.checkpoints()) if c.obj is not None else {},
                     "unavailable": c.error,
                 }
                 for k, c in models.items()
@@ -301,7 +302,7 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
                 k: {
                     "id": c.obj.id if c.obj is not None else None,
                     "params": c.obj.params() if c.obj is not None else None,
-                    "checkpoints": c.obj.checkpoints() if c.obj is not None else {},
+                    "checkpoints": with_checks(c.obj.checkpoints()) if c.obj is not None else {},
                     "unavailable": c.error,
                 }
                 for k, c in embedders.items()

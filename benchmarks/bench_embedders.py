@@ -419,7 +419,7 @@ def build_mert(ctx: Ctx) -> Backend:
     folder.mkdir(exist_ok=True)
     (folder / "config.json").write_text(json.dumps(MERT_V1_95M_CONFIG))
     torch.save(build_model(MERT_V1_95M_CONFIG).state_dict(), folder / "pytorch_model.bin")
-    emb = MERTEmbedder("MERT-v1-95M", weights_path=str(folder), device=ctx.device, batch_size=ctx.batch_size)
+    emb = MERTEmbedder("MERT-v1-95M", checkpoint=str(folder), device=ctx.device, batch_size=ctx.batch_size)
     return Backend("mert", ours_pipeline(emb), None, "random (MERT-v1-95M config, layer 12)", "whole clip per pass")
 
 
@@ -429,7 +429,7 @@ def build_openl3(ctx: Ctx) -> Backend:
     torch.manual_seed(0)
     path = ctx.tmp / "openl3_mel256_music_random.pt"
     torch.save(OpenL3Net("mel256", 512).state_dict(), path)
-    emb = OpenL3Embedder(weights_path=str(path), device=ctx.device, batch_size=32)
+    emb = OpenL3Embedder(checkpoint=str(path), device=ctx.device, batch_size=32)
     return Backend("openl3", ours_pipeline(emb), None, "random (mel256, 512-d)", "1-s frames, hop 0.5 s, batch 32")
 
 
@@ -439,7 +439,7 @@ def build_passt(ctx: Ctx) -> Backend:
     torch.manual_seed(0)
     path = ctx.tmp / "passt_s_random.pt"
     torch.save(PaSSTNet(**PASST_S_ARCH).state_dict(), path)
-    emb = PaSSTEmbedder(weights_path=str(path), device=ctx.device, batch_size=ctx.batch_size)
+    emb = PaSSTEmbedder(checkpoint=str(path), device=ctx.device, batch_size=ctx.batch_size)
     return Backend("passt", ours_pipeline(emb), None, "random (PaSST-S)", "10-s segments (AudioCraft protocol)")
 
 

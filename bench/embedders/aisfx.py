@@ -54,6 +54,8 @@ CHECKPOINT_SPEC = CheckpointSpec(
     filename="aisfx_checkpoint.pth",
     url=None,  # ships only inside the aisfx wheel on PyPI
     sha256=CHECKPOINT_SHA256,
+    source="sha256 of aisfx/models/checkpoint.pth in the aisfx==0.1.2 wheel",
+    aliases=("checkpoint.pth",),
     env_var=ENV_CKPT,
     config_key="embedder.aisfx.checkpoint",
 )

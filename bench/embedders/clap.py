@@ -113,26 +113,35 @@ class ClapVariant:
     amodel: str  # laion_clap model config: HTSAT-tiny (630k) or HTSAT-base (music)
     fusion: bool
     config_key: str  # our Hydra config (bench/configs/embedder/<config_key>.yaml)
+    sha256: str | None = None  # Hugging Face LFS sha256 of the file (None: not found published)
 
     def spec(self) -> CheckpointSpec:
         env = "GENAUDIO_BENCH_" + self.config_key.upper() + "_CKPT"
         return CheckpointSpec(
             filename=self.filename,
             url=HF_BASE + self.filename,
-            sha256=None,  # not published; the digest in use is recorded in the manifest
+            sha256=self.sha256,
+            source="Hugging Face LFS sha256 of lukewys/laion_clap" if self.sha256 else None,
             env_var=env,
             config_key=f"embedder.{self.config_key}.checkpoint",
         )
 
 
 VARIANTS: dict[str, ClapVariant] = {
-    "630k-audioset": ClapVariant("630k-audioset-best.pt", "HTSAT-tiny", False, "clap"),
+    "630k-audioset": ClapVariant(
+        "630k-audioset-best.pt", "HTSAT-tiny", False, "clap",
+        sha256="8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
+    ),
     "630k-audioset-fusion": ClapVariant("630k-audioset-fusion-best.pt", "HTSAT-tiny", True, "clap_fusion"),
     "630k": ClapVariant("630k-best.pt", "HTSAT-tiny", False, "clap_630k"),
     "630k-fusion": ClapVariant("630k-fusion-best.pt", "HTSAT-tiny", True, "clap_630k_fusion"),
-    "music": ClapVariant("music_audioset_epoch_15_esc_90.14.pt", "HTSAT-base", False, "clap_music"),
+    "music": ClapVariant(
+        "music_audioset_epoch_15_esc_90.14.pt", "HTSAT-base", False, "clap_music",
+        sha256="fae3e9c087f2909c28a09dc31c8dfcdacbc42ba44c70e972b58c1bd1caf6dedd",
+    ),
     "music_speech": ClapVariant(
-        "music_speech_audioset_epoch_15_esc_89.98.pt", "HTSAT-base", False, "clap_music_speech"
+        "music_speech_audioset_epoch_15_esc_89.98.pt", "HTSAT-base", False, "clap_music_speech",
+        sha256="51c68f12f9d7ea25fdaaccf741ec7f81e93ee594455410f3bca4f47f88d8e006",
     ),
 }
 
@@ -175,14 +184,17 @@ def clap_windows(
     A clip of at most ``win`` samples is one window, filled with ``filling`` (laion_clap's short-clip rule).
     Longer clips give the full windows starting at ``0, hop, 2*hop, ...``; if at least ``min_tail`` samples
     remain uncovered, ``tail`` adds "fill" (the segment from the next hop to the end, filled), "end" (the last
-    ``win`` samples) or nothing ("drop").
+    ``win`` samples) or nothing ("drop"). ``tail="all"`` instead starts a window at every hop before the end of
+    the clip, short ones filled (fadtk's ``clap-laion-*`` models: 1-s hop, ``filling="pad"``).
     """
     if not 0 < hop <= win:
         raise ValueError(f"hop must be in (0, {win}] samples, got {hop}")
-    if tail not in ("fill", "end", "drop"):
-        raise ValueError(f"unknown tail {tail!r}; choose fill, end or drop")
+    if tail not in ("fill", "end", "drop", "all"):
+        raise ValueError(f"unknown tail {tail!r}; choose fill, end, drop or all")
     wav = np.asarray(wav, dtype=np.float32)
     n = len(wav)
+    if tail == "all":
+        return np.stack([fill(wav[s : s + win], win, filling) for s in range(0, max(n, 1), hop)])
     if n <= win:
         return fill(wav, win, filling)[None]
     starts = list(range(0, n - win + 1, hop))
@@ -360,7 +372,8 @@ class ClapEmbedder(Embedder):
         checkpoint: explicit path to the weights (else env var / cache dirs / download).
         tokenizer: folder (or hub id) of the roberta-base tokenizer for :meth:`embed_text`.
         hop_s: window hop in seconds (window is always 10 s).
-        tail: what to do with audio after the last full window: "fill", "end" or "drop" (see module doc).
+        tail: what to do with audio after the last full window: "fill", "end" or "drop" (see module doc); "all":
+            a window at every hop up to the end of the clip (fadtk's windowing).
         filling: laion_clap ``data_filling`` for windows shorter than 10 s: "repeatpad", "pad" or "repeat".
         min_tail_s: tails shorter than this are dropped (a clip always keeps at least one window).
         long_audio: "windows" or, for fusion variants, "fusion" (default for them; one embedding per clip).

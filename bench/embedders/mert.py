@@ -67,7 +67,14 @@ from typing import Any
 import numpy as np
 
 from bench.audio import AudioSpec
-from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, hub_cache_dir, resolve, search_dirs
+from bench.checkpoints import (
+    CheckpointSpec,
+    CheckpointUnavailable,
+    hub_cache_dir,
+    renamed_argument,
+    resolve,
+    search_dirs,
+)
 from bench.embedders.base import Embedder, EmbedderUnavailable, window_batch
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,11 @@ log = logging.getLogger(__name__)
 VARIANTS: dict[str, str] = {
     "MERT-v1-95M": "m-a-p/MERT-v1-95M",
     "MERT-v1-330M": "m-a-p/MERT-v1-330M",
+}
+#: variant -> Hugging Face LFS sha256 of the released ``pytorch_model.bin``
+WEIGHTS_SHA256: dict[str, str] = {
+    "MERT-v1-95M": "a2b8b747f72c06e0595aeae41ae5473f4364938c6b39b2c58be38c48e6bd3fcd",
+    "MERT-v1-330M": "0c03774d821a6ad972cb48220b128a10ebea2c790116bd0fd35e5a013f8017f6",
 }
 HF_RESOLVE = "https://huggingface.co/{repo}/resolve/main/{file}"
 #: Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm epsilon
@@ -238,7 +250,7 @@ class MERTEmbedder(Embedder):
         variant: "MERT-v1-95M" (768-d, 12 layers) or "MERT-v1-330M" (1024-d, 24 layers).
         layer: index into ``hidden_states`` (0 = pre-transformer, 1..N = layer outputs; negative
             counts from the end). Default 12 as fadtk.
-        weights_path: ``pytorch_model.bin`` / ``model.safetensors``, or a directory (e.g. a Hugging Face
+        checkpoint: ``pytorch_model.bin`` / ``model.safetensors``, or a directory (e.g. a Hugging Face
             snapshot) holding it next to ``config.json``.
         config_path: MERT ``config.json`` (defaults to the one next to the weights, else resolved).
         window_s: None feeds the whole clip at once (fadtk); a number cuts it into non-overlapping
@@ -254,12 +266,13 @@ class MERTEmbedder(Embedder):
         self,
         variant: str = "MERT-v1-95M",
         layer: int = 12,
-        weights_path: str | None = None,
+        checkpoint: str | None = None,
         config_path: str | None = None,
         window_s: float | None = None,
         audio: AudioSpec | dict | None = None,
         device: str = "auto",
         batch_size: int = 8,
+        weights_path: str | None = None,  # deprecated alias of checkpoint
     ):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
         if variant not in VARIANTS:
@@ -268,7 +281,8 @@ class MERTEmbedder(Embedder):
             raise ValueError(f"window_s must be positive or None, got {window_s}")
         self.variant = variant
         self.window_s = None if window_s is None else float(window_s)
-        self._files = self._resolve_files(weights_path, config_path)
+        checkpoint = renamed_argument(checkpoint, weights_path, "weights_path", "embedder.mert")
+        self._files = self._resolve_files(checkpoint, config_path)
         mert_cfg = json.loads(self._files["config"][0].read_text())
         sr = int(mert_cfg.get("sample_rate", 24000))
         if sr != self.audio.sample_rate:
@@ -301,8 +315,11 @@ class MERTEmbedder(Embedder):
             "weights": CheckpointSpec(
                 filename=f"{self.variant}.pytorch_model.bin",
                 url=HF_RESOLVE.format(repo=repo, file="pytorch_model.bin"),
+                sha256=WEIGHTS_SHA256.get(self.variant),
+                source=f"Hugging Face LFS sha256 of {repo} pytorch_model.bin",
+                hub_aliases=("pytorch_model.bin",),
                 env_var=f"{env}_WEIGHTS",
-                config_key="embedder.mert.weights_path",
+                config_key="embedder.mert.checkpoint",
             ),
         }
 
@@ -314,7 +331,7 @@ class MERTEmbedder(Embedder):
             found = [folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()]
             if not found:
                 raise CheckpointUnavailable(
-                    f"embedder.mert.weights_path={folder} has no model.safetensors or pytorch_model.bin. "
+                    f"embedder.mert.checkpoint={folder} has no model.safetensors or pytorch_model.bin. "
                     + specs["weights"].how_to_provide()
                 )
             weights_path = str(found[0])

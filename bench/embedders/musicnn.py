@@ -50,7 +50,7 @@ from torch import nn
 
 from bench.audio import AudioSpec
 from bench.cache import sha256_file
-from bench.checkpoints import bench_home
+from bench.checkpoints import bench_home, renamed_argument
 from bench.embedders.base import Embedder, EmbedderUnavailable
 from bench.formats.tf_checkpoint import CheckpointFormatError, TFCheckpoint
 
@@ -363,14 +363,14 @@ def how_to(model: str) -> str:
     return (
         f"musicnn checkpoint {model} not found. Install the weights with "
         "`pip install --no-deps musicnn==0.1.0` (a data-only install: TensorFlow is not needed), or point "
-        f"embedder.<key>.checkpoint_dir (or ${ENV_DIR}) at a folder holding {model}/{INDEX_FILE} and "
+        f"embedder.<key>.checkpoint (or ${ENV_DIR}) at a folder holding {model}/{INDEX_FILE} and "
         f"{model}/{DATA_FILE}, or place them under {bench_home() / 'checkpoints' / 'musicnn' / model}"
     )
 
 
 def find_checkpoint(model: str, checkpoint_dir: str | os.PathLike | None = None) -> Path:
     """explicit ``checkpoint_dir`` > ``$GENAUDIO_BENCH_MUSICNN_DIR`` > bench cache > installed wheel."""
-    for label, given in (("checkpoint_dir", checkpoint_dir), (ENV_DIR, os.environ.get(ENV_DIR))):
+    for label, given in (("checkpoint", checkpoint_dir), (ENV_DIR, os.environ.get(ENV_DIR))):
         if given:
             found = _model_dir_in(Path(given).expanduser(), model)
             if found is None:
@@ -395,7 +395,7 @@ class MusicnnEmbedder(Embedder):
 
     Args:
         model: ``MSD_musicnn`` (default), ``MTT_musicnn``, ``MSD_vgg`` or ``MTT_vgg``.
-        checkpoint_dir: folder with ``<model>/.index`` (or the model folder itself); None searches
+        checkpoint: folder with ``<model>/.index`` (or the model folder itself); None searches
             ``$GENAUDIO_BENCH_MUSICNN_DIR``, ``<bench_home>/checkpoints/musicnn`` and the installed wheel.
         layer: which activation is ``"emb"`` (see module doc); None = ``penultimate`` / ``pool5``.
         input_length: patch length in seconds (3 = training length; vgg models need 3).
@@ -419,7 +419,7 @@ class MusicnnEmbedder(Embedder):
     def __init__(
         self,
         model: str = "MSD_musicnn",
-        checkpoint_dir: str | None = None,
+        checkpoint: str | None = None,
         layer: str | None = None,
         input_length: float = 3.0,
         input_overlap: float | None = None,
@@ -428,6 +428,7 @@ class MusicnnEmbedder(Embedder):
         device: str = "auto",
         batch_size: int = 8,
         audio: AudioSpec | dict | None = None,
+        checkpoint_dir: str | None = None,  # deprecated alias of checkpoint
     ):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
         if model not in MODELS:
@@ -452,9 +453,15 @@ class MusicnnEmbedder(Embedder):
             raise ValueError(f"input_length/input_overlap too small: {self.n_frames} frames, hop {self.patch_hop}")
         self.pad_short = pad_short
 
-        self.checkpoint_dir = find_checkpoint(model, checkpoint_dir)
+        checkpoint = renamed_argument(checkpoint, checkpoint_dir, "checkpoint_dir", "embedder.musicnn")
+        self.checkpoint_dir = find_checkpoint(model, checkpoint)
         data_path = self.checkpoint_dir / DATA_FILE
         self.sha256 = sha256_file(data_path)
+        self.check = (
+            "sha256 pinned (the file in the musicnn==0.1.0 wheel)"
+            if verify_sha256
+            else "sha256 recorded, not verified (verify_sha256=false)"
+        )
         if verify_sha256 and self.sha256 != expected_sha:
             raise EmbedderUnavailable(
                 f"{data_path} has sha256 {self.sha256}, expected {expected_sha} (musicnn==0.1.0 {model}); "
@@ -500,7 +507,7 @@ class MusicnnEmbedder(Embedder):
         }
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
-        return {"musicnn": {"path": str(self.checkpoint_dir / DATA_FILE), "sha256": self.sha256}}
+        return {"musicnn": {"path": str(self.checkpoint_dir / DATA_FILE), "sha256": self.sha256, "check": self.check}}
 
     def patches(self, wav: np.ndarray) -> torch.Tensor:
         """``(samples,)`` float32 at 16 kHz -> log-mel patches ``(n_patches, n_frames, 96)`` on the device."""

@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.audio import AudioSpec
-from bench.checkpoints import CheckpointSpec, resolve
+from bench.checkpoints import CheckpointSpec, renamed_argument, resolve
 from bench.embedders.base import Embedder
 
 SAMPLE_RATE = 48000
@@ -327,7 +327,7 @@ class OpenL3Embedder(Embedder):
         center: prepend half a window of zeros (openl3 default).
         frontend: "kapre_v0.3" (openl3 >= 0.4) or "kapre_v0.1.4" (openl3 <= 0.3.1, torchopenl3).
         channels: 1 (mono) or 2 (per-channel embeddings concatenated, stable-audio-metrics stereo).
-        weights_path: local weights file (see module docstring).
+        checkpoint: local weights file (see module docstring).
     """
 
     name = "openl3"
@@ -344,10 +344,11 @@ class OpenL3Embedder(Embedder):
         center: bool = True,
         frontend: str = "kapre_v0.3",
         channels: int = 1,
-        weights_path: str | None = None,
+        checkpoint: str | None = None,
         audio: AudioSpec | dict | None = None,
         device: str = "auto",
         batch_size: int = 32,
+        weights_path: str | None = None,  # deprecated alias of checkpoint
     ):
         if channels not in (1, 2):
             raise ValueError(f"channels must be 1 or 2, got {channels}")
@@ -371,9 +372,10 @@ class OpenL3Embedder(Embedder):
             filename=filename,
             url=WEIGHTS_URL.format(file=filename),
             env_var="GENAUDIO_BENCH_OPENL3_WEIGHTS",
-            config_key="embedder.openl3.weights_path",
+            config_key="embedder.openl3.checkpoint",
         )
-        self.weights, self.weights_sha256 = resolve(self.spec, weights_path)
+        checkpoint = renamed_argument(checkpoint, weights_path, "weights_path", "embedder.openl3")
+        self.weights, self.weights_sha256 = resolve(self.spec, checkpoint)
         self.net.load_state_dict(load_openl3_state(self.weights, self.net), strict=True)
         self.net.eval().to(self.device, memory_format=torch.channels_last)
         self.spectrogram.to(self.device)

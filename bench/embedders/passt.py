@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.audio import AudioError, AudioSpec
-from bench.checkpoints import CheckpointSpec, resolve
+from bench.checkpoints import CheckpointSpec, renamed_argument, resolve
 from bench.embedders.base import Embedder
 
 PASST_URL = "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt"
@@ -317,7 +317,7 @@ class PaSSTEmbedder(Embedder):
     """PaSST-S window embeddings ``(T, 768)``, window logits ``(T, 527)`` and clip probabilities ``(527,)``.
 
     Args:
-        weights_path: local ``passt-s-f128-p16-s10-ap.476-swa.pt`` (else env var / cache / download).
+        checkpoint: local ``passt-s-f128-p16-s10-ap.476-swa.pt`` (else env var / cache / download).
         protocol: "audiocraft" or "stable_audio" (see module docstring).
         activation: "softmax" (AudioCraft / stable-audio-metrics KL) or "sigmoid" (multi-label tagging).
         window_s: analysis window in seconds (<= 10, the model's positional-embedding span).
@@ -335,7 +335,7 @@ class PaSSTEmbedder(Embedder):
 
     def __init__(
         self,
-        weights_path: str | None = None,
+        checkpoint: str | None = None,
         protocol: str = "audiocraft",
         activation: str = "softmax",
         window_s: float = 10.0,
@@ -345,6 +345,7 @@ class PaSSTEmbedder(Embedder):
         audio: AudioSpec | dict | None = None,
         device: str = "auto",
         batch_size: int = 8,
+        weights_path: str | None = None,  # deprecated alias of checkpoint
     ):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
         if protocol not in ("audiocraft", "stable_audio"):
@@ -372,9 +373,10 @@ class PaSSTEmbedder(Embedder):
             filename=Path(PASST_URL).name,
             url=PASST_URL,
             env_var="GENAUDIO_BENCH_PASST_WEIGHTS",
-            config_key="embedder.passt.weights_path",
+            config_key="embedder.passt.checkpoint",
         )
-        self.weights, self.weights_sha256 = resolve(self.spec, weights_path)
+        checkpoint = renamed_argument(checkpoint, weights_path, "weights_path", "embedder.passt")
+        self.weights, self.weights_sha256 = resolve(self.spec, checkpoint)
         self.net = PaSSTNet(**self.arch, init=False)  # every tensor comes from the checkpoint
         self.net.load_state_dict(load_passt_state(self.weights), strict=True)
         self.mel = PasstMel(n_mels=self.arch["img_size"][0])

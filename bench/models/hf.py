@@ -1,13 +1,14 @@
 """Weights hosted on the Hugging Face Hub (transformers / diffusers repos) and a base class for their generators.
 
 Resolution order, like :mod:`bench.checkpoints` for single files:
-``local_path`` (a saved model folder) > environment variable > Hugging Face cache (``HF_HOME``) >
+``checkpoint`` (a saved model folder) > environment variable > Hugging Face cache (``HF_HOME``) >
 download (only when online). Offline with nothing cached raises :class:`ModelUnavailable` whose
 message names the repo, the config key and the variables that provide it. Loading the network
 itself is lazy (first :meth:`HFModel.generate`), so a fully resumed run never loads weights.
 
-The manifest gets the sha256 of every weight file: for files in the HF cache it is read from the
-blob name (LFS blobs are stored under their sha256), other files are hashed once.
+The manifest gets the sha256 of every weight file. Files in the HF cache are links to blobs named by
+their LFS sha256 (the digest the Hub publishes); their content is checked against that name before the
+network is loaded (:func:`weight_digests`). Digests are computed once per file (``bench.checkpoints``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.cache import sha256_file
-from bench.checkpoints import hub_cache_dir, is_offline
+from bench.checkpoints import CheckpointMismatch, file_digests, hub_cache_dir, is_offline, renamed_argument
 from bench.embedders.base import resolve_device
 from bench.models.base import Model, ModelUnavailable
 
@@ -75,7 +75,7 @@ def resolve_weights(
     model_id: str,
     revision: str | None = None,
     local_path: str | os.PathLike | None = None,
-    config_key: str = "model.<key>.local_path",
+    config_key: str = "model.<key>.checkpoint",
     env_var: str | None = None,
     fetch: Callable[[bool], str] | None = None,
     allow_patterns: Sequence[str] | None = None,
@@ -141,8 +141,17 @@ def weight_digests(root: Path, role: str) -> dict[str, dict[str, str]]:
         if not f.name.endswith(WEIGHT_SUFFIXES) or not f.is_file():
             continue
         blob = Path(os.path.realpath(f))
-        digest = blob.name if _SHA256.match(blob.name) else sha256_file(f)
-        out[f"{role}/{f.relative_to(root).as_posix()}"] = {"path": str(f), "sha256": digest}
+        digest = file_digests(f)[0]
+        if _SHA256.match(blob.name):  # Hugging Face cache: blobs/<sha256 of the LFS object>
+            if digest != blob.name:
+                raise CheckpointMismatch(
+                    f"checkpoint {f}: sha256 is {digest}, expected {blob.name} (the Hugging Face cache names the "
+                    "blob by its sha256): the download is corrupt; delete that blob and download it again"
+                )
+            check = "sha256 = its Hugging Face cache blob name (the LFS sha256 the Hub publishes)"
+        else:
+            check = "local model folder: sha256 recorded, not verified (no published digest is known here)"
+        out[f"{role}/{f.relative_to(root).as_posix()}"] = {"path": str(f), "sha256": digest, "check": check}
     return out
 
 
@@ -198,7 +207,8 @@ class HFModel(Model):
     Args:
         model_id: Hub repo id.
         revision: branch, tag or commit (pin a commit for reproducible benchmarks).
-        local_path: a local model folder; skips the Hub entirely.
+        checkpoint: a local model folder (``save_pretrained`` layout); skips the Hub entirely.
+            ``local_path`` is its deprecated old name.
         dtype: "auto" (float16 on CUDA, float32 on CPU), "float32", "float16", "bfloat16"; the resolved
             dtype is part of :meth:`params` (outputs made in another precision are not reused).
         name: model name; use the config key (it is quoted in error messages).
@@ -214,18 +224,20 @@ class HFModel(Model):
         self,
         model_id: str | None = None,
         revision: str | None = None,
-        local_path: str | None = None,
+        checkpoint: str | None = None,
         dtype: str | None = "auto",
         name: str | None = None,
+        local_path: str | None = None,  # deprecated alias of checkpoint
         **kw,
     ):
         super().__init__(**kw)
         if name:
             self.name = name
+        checkpoint = renamed_argument(checkpoint, local_path, "local_path", f"model.{self.name}")
         self.model_id = model_id or self.default_model_id
         self.revision = revision
         self.dtype = dtype
-        self.weights = self._resolve(local_path)
+        self.weights = self._resolve(checkpoint)
         self._loaded: Any = None
         self._digests: dict[str, dict[str, str]] | None = None
 
@@ -235,7 +247,7 @@ class HFModel(Model):
     @property
     def config_key(self) -> str:
         """The key quoted in "how to provide" messages (``name`` should equal the config key)."""
-        return f"model.{self.name}.local_path"
+        return f"model.{self.name}.checkpoint"
 
     @property
     def torch_device(self) -> str:
@@ -259,6 +271,7 @@ class HFModel(Model):
     def load(self) -> Any:
         """Load the network once (subclasses implement :meth:`_load`)."""
         if self._loaded is None:
+            self.checkpoints()  # integrity first (Hugging Face cache blobs must match their sha256 names)
             try:
                 self._loaded = self._load()
             except (OSError, ValueError) as exc:

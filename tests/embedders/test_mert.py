@@ -274,7 +274,7 @@ def test_hydra_config_instantiates(ckpt):
     cfg = OmegaConf.merge(
         {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/mert.yaml")
     )
-    cfg.mert.weights_path = str(folder)
+    cfg.mert.checkpoint = str(folder)
     cfg.mert.layer = 1
     emb = hydra_utils.instantiate(cfg.mert)
     assert isinstance(emb, MERTEmbedder) and emb.batch_size == 2

@@ -298,7 +298,7 @@ def test_offline_without_weights_says_how_to_provide(tmp_path, monkeypatch):
         OpenL3Embedder(device="cpu")
     msg = str(exc.value)
     assert "openl3_mel256_music_layer_weights.npz" in msg and "turian/openl3_numpy_weights" in msg
-    assert "embedder.openl3.weights_path" in msg
+    assert "embedder.openl3.checkpoint" in msg
 
 
 def test_hydra_config_instantiates(weights):
@@ -310,7 +310,7 @@ def test_hydra_config_instantiates(weights):
     cfg = OmegaConf.merge(
         {"device": "cpu", "batch_size": 4}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/openl3.yaml")
     )
-    cfg.openl3.weights_path = str(weights)
+    cfg.openl3.checkpoint = str(weights)
     cfg.openl3.channels = 2
     emb = hydra_utils.instantiate(cfg.openl3)
     assert isinstance(emb, OpenL3Embedder) and emb.channels == 2 and emb.audio.mono == "none"

@@ -223,7 +223,7 @@ def test_offline_without_weights_says_how_to_provide(tmp_path, monkeypatch):
         PaSSTEmbedder(device="cpu")
     msg = str(exc.value)
     assert "passt-s-f128-p16-s10-ap.476-swa.pt" in msg and "github.com/kkoutini/PaSST/releases" in msg
-    assert "embedder.passt.weights_path" in msg and "GENAUDIO_BENCH_PASST_WEIGHTS" in msg
+    assert "embedder.passt.checkpoint" in msg and "GENAUDIO_BENCH_PASST_WEIGHTS" in msg
 
 
 def test_hydra_config_instantiates(tiny_ckpt):
@@ -235,7 +235,7 @@ def test_hydra_config_instantiates(tiny_ckpt):
     cfg = OmegaConf.merge(
         {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/passt.yaml")
     )
-    cfg.passt.weights_path = str(tiny_ckpt)
+    cfg.passt.checkpoint = str(tiny_ckpt)
     cfg.passt.arch = TINY
     emb = hydra_utils.instantiate(cfg.passt)
     assert isinstance(emb, PaSSTEmbedder) and emb.audio.sample_rate == SR and emb.protocol == "audiocraft"

@@ -184,5 +184,5 @@ def test_offline_without_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    with pytest.raises(ModelUnavailable, match=r"cvssp/audioldm2.*model\.audioldm2\.local_path"):
+    with pytest.raises(ModelUnavailable, match=r"cvssp/audioldm2.*model\.audioldm2\.checkpoint"):
         AudioLDM2Model(device="cpu")

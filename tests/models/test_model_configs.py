@@ -31,7 +31,7 @@ def test_hub_models_offline_without_cache_are_unavailable(key, tmp_path, monkeyp
         instantiate(node)
     cause = info.value.__cause__ or info.value
     assert isinstance(cause, ModelUnavailable), repr(cause)
-    assert node["model_id"] in str(cause) and f"model.{key}.local_path" in str(cause)
+    assert node["model_id"] in str(cause) and f"model.{key}.checkpoint" in str(cause)
 
 
 def test_folder_and_callable_configs(tmp_path):

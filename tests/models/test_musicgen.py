@@ -152,7 +152,7 @@ def test_offline_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("GENAUDIO_BENCH_MUSICGEN_PATH", raising=False)
-    with pytest.raises(ModelUnavailable, match=r"facebook/musicgen-small.*model\.musicgen\.local_path"):
+    with pytest.raises(ModelUnavailable, match=r"facebook/musicgen-small.*model\.musicgen\.checkpoint"):
         MusicGenModel(device="cpu")
     with pytest.raises(ModelUnavailable, match="not a folder"):
         MusicGenModel(local_path=str(tmp_path / "nope"))
