@@ -1,13 +1,19 @@
-"""What a manifest records about the software: package versions, libsndfile, git commit."""
+"""``manifest.json``: :func:`build_manifest` (what a run did) and :func:`package_versions` (the software)."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from bench.checkpoints import with_checks
 
 #: packages whose versions go into the manifest
 VERSIONED = (
@@ -34,3 +40,69 @@ def package_versions() -> dict[str, str | None]:
         if res.returncode == 0:
             out["git_commit"] = res.stdout.strip()
     return out
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:
+        return str(path)
+
+
+def _component_entry(c: Any, with_id: bool) -> dict[str, Any]:
+    entry = {"id": c.obj.id if c.obj is not None else None} if with_id else {}
+    return {
+        **entry,
+        "params": c.obj.params() if c.obj is not None else None,
+        "checkpoints": with_checks(c.obj.checkpoints()) if c.obj is not None else {},
+        "unavailable": c.error,
+    }
+
+
+def build_manifest(
+    *,
+    run_id: str,
+    config_hash: str,
+    started: str,
+    config: dict[str, Any],
+    stages: list[str],
+    shard: dict[str, int],
+    models: Mapping[str, Any],
+    embedders: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    prompt_sets: Mapping[str, Any],
+    refs: Mapping[str, Any],
+    ref_hash: Mapping[str, str | None],
+    audio: Mapping[tuple[str, str], Mapping[str, Path]],
+    run_dir: Path,
+    n_errors: int,
+    n_warnings: int,
+    counters: dict[str, int],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """``manifest.json`` of a run: what ran (resolved config, versions, component params and weights),
+    on what (prompt and reference sets, audio files relative to ``run_dir``), and how it went."""
+    return {
+        "run_id": run_id,
+        "config_hash": config_hash,
+        "started": started,
+        "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+        "config": config,
+        "versions": package_versions(),
+        "stages": stages,
+        "shard": dict(shard),
+        "models": {k: _component_entry(c, with_id=False) for k, c in models.items()},
+        "embedders": {k: _component_entry(c, with_id=True) for k, c in embedders.items()},
+        "metrics": {k: {"id": m.id, "params": m.params()} for k, m in metrics.items()},
+        "prompt_sets": {k: ps.provenance() for k, ps in prompt_sets.items()},
+        "reference_sets": {k: {**r.provenance_dict(), "hash": ref_hash[k]} for k, r in refs.items()},
+        "audio": {
+            m: {p: {i: _rel(path, run_dir) for i, path in items.items()} for (m2, p), items in audio.items() if m2 == m}
+            for m in models
+        },
+        "n_errors": n_errors,
+        "n_warnings": n_warnings,
+        "counters": counters,
+        "timings": timings,
+    }

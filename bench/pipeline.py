@@ -20,19 +20,16 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
-import os
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from bench.cache import ArrayCache, atomic_write_json, stable_hash
-from bench.checkpoints import with_checks
 from bench.config import (
     GROUPS,
     STAGES,
@@ -46,15 +43,16 @@ from bench.config import (
 )
 from bench.config import instantiate_option as _instantiate
 from bench.errors import ConfigError, ErrorLog
-from bench.manifest import package_versions as _versions
+from bench.manifest import build_manifest
 from bench.metrics.base import Metric, prompt_of
 from bench.paths import inside, safe_id
 from bench.prompts import PromptSet
 from bench.references import ReferenceSet
 from bench.report import leaderboard as lb
-from bench.stages.embed import EmbeddingLoader, embedding_key, file_digest
-from bench.stages.embed import embed_files as _embed_files
-from bench.stages.score import score_cell as _score_cell
+from bench.stages.common import Component, new_counters
+from bench.stages.embed import Embedded, EmbeddingLoader, embed, embedding_key, file_digest
+from bench.stages.gather import Gathered, embed_jobs, gather, paired_items
+from bench.stages.score import ScoreContext, Scores, score
 
 log = logging.getLogger(__name__)
 
@@ -72,40 +70,6 @@ def _timer(timings: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
-
-
-# -- the run ---------------------------------------------------------------------------------
-@dataclass
-class Component:
-    key: str
-    obj: Any = None
-    error: str | None = None  # reason it is unavailable
-
-
-@dataclass
-class RunState:
-    cfg: DictConfig
-    run_dir: Path
-    errors: ErrorLog
-    cache: ArrayCache
-    timings: dict[str, float] = field(default_factory=dict)
-    counters: dict[str, int] = field(
-        default_factory=lambda: {
-            "generated": 0,
-            "embedded": 0,
-            "embed_cache_hits": 0,
-            "scored": 0,
-            "score_cache_hits": 0,
-        }
-    )
-    #: (model, prompt set) -> {item_id: audio path}
-    audio: dict[tuple[str, str], dict[str, Path]] = field(default_factory=dict)
-    #: (embedder, path) -> cache key of its embedding (only for successfully embedded files)
-    emb_keys: dict[tuple[str, str], str] = field(default_factory=dict)
-    loader: EmbeddingLoader = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.loader = EmbeddingLoader(self.cache)
 
 
 def _shard_of(cfg: DictConfig) -> tuple[int, int]:
@@ -164,12 +128,25 @@ def run(cfg: DictConfig | dict, run_dir: str | Path | None = None) -> Path:
         handler.close()
 
 
+@dataclass
+class _Setup:
+    """The components a config builds (models / embedders that cannot run here carry the reason)."""
+
+    prompt_sets: dict[str, PromptSet]
+    refs: dict[str, ReferenceSet]
+    models: dict[str, Component]
+    embedders: dict[str, Component]
+    metrics: dict[str, Metric]
+
+
 def _run(cfg: DictConfig, rdir: Path) -> Path:
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    st = RunState(cfg, rdir, ErrorLog(cfg.get("on_error", "skip")), ArrayCache(Path(cfg.cache_dir) / "embeddings"))
+    errors, cache = ErrorLog(cfg.get("on_error", "skip")), ArrayCache(Path(cfg.cache_dir) / "embeddings")
+    timings: dict[str, float] = {}
+    counters = new_counters()
     rec = records_dir(rdir, cfg)
     with contextlib.suppress(OSError):
-        st.cache.sweep_tmp()
+        cache.sweep_tmp()
     stages = list(cfg.get("stages", STAGES))
     shard = cfg.get("shard") or {"index": 0, "count": 1}
     keep = _shard_keep(int(shard["index"]), int(shard["count"]))
@@ -183,169 +160,105 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
     if cfg.get("prepare_demo"):
         from bench.demo import prepare
 
-        with _timer(st.timings, "prepare_demo"):
+        with _timer(timings, "prepare_demo"):
             prepare()
+    with _timer(timings, "setup"):
+        setup = _setup(cfg, errors)
 
-    with _timer(st.timings, "setup"):
-        prompt_sets = {k: _instantiate("prompts", k, v) for k, v in (cfg.get("prompts") or {}).items()}
-        for k, ps in prompt_sets.items():
-            if not isinstance(ps, PromptSet):
-                raise ConfigError(f"prompts.{k} must build a PromptSet, got {type(ps).__name__}")
-        refs = {k: _instantiate("reference", k, v) for k, v in (cfg.get("reference") or {}).items()}
-        models = _components("model", cfg.get("model") or {})
-        embedders = _components("embedder", cfg.get("embedder") or {})
-        metrics = {k: _instantiate("metric", k, v) for k, v in (cfg.get("metric") or {}).items()}
-        for k, m in metrics.items():
-            if not isinstance(m, Metric):
-                raise ConfigError(f"metric.{k} must build a bench.metrics.base.Metric, got {type(m).__name__}")
-        for k, ref in refs.items():
-            for mid in ref.missing:
-                st.errors.add("gather", "reference", k, mid, ref.items[mid], "reference file listed but not found")
-                ref.items.pop(mid)
+    gathered = Gathered()
+    if {"gather", "embed", "score"} & set(stages):
+        with _timer(timings, "gather"):
+            gathered = gather(setup.prompt_sets, setup.models, rdir, errors, progress, keep)
+    counters["generated"] += gathered.n_generated
 
-    # 1. gather
-    if "gather" in stages or "embed" in stages or "score" in stages:
-        with _timer(st.timings, "gather"):
-            for ps_key, ps in prompt_sets.items():
-                for m in models.values():
-                    if m.obj is None:
-                        continue
-                    m.obj.name = m.key
-                    out_dir = inside(rdir, "audio", safe_id(m.key), safe_id(ps_key))
-                    st.audio[(m.key, ps_key)] = m.obj.gather(
-                        ps.prompts, out_dir, st.errors, set_name=ps_key, progress=progress, keep=keep
-                    )
-                    st.counters["generated"] += int(getattr(m.obj, "n_generated", 0))
+    paired = {k: paired_items(ps, keep) for k, ps in setup.prompt_sets.items()}
+    embedded = Embedded({}, {})
+    if {"embed", "score"} & set(stages):
+        with _timer(timings, "embed"):
+            files = embed_jobs(gathered.audio, setup.refs, paired, keep)
+            embedded = embed(cache, errors, setup.embedders, files, progress, compute="embed" in stages)
+    for k, v in embedded.counters.items():
+        counters[k] += v
 
-    # 2. embed
-    paired = {k: _paired_items(ps, keep) for k, ps in prompt_sets.items()}
-    if "embed" in stages or "score" in stages:
-        with _timer(st.timings, "embed"):
-            for e in embedders.values():
-                if e.obj is None:
-                    continue
-                files: dict[str, list[tuple[str, str, str]]] = {}  # path -> [(owner, set, item)]
-                for (mk, pk), items in st.audio.items():
-                    for iid, p in items.items():
-                        files.setdefault(str(p), []).append((mk, pk, iid))
-                for rk, ref in refs.items():
-                    for iid, p in ref.items.items():
-                        if keep is None or keep(iid):
-                            files.setdefault(str(p), []).append(("reference", rk, iid))
-                for pk, items in paired.items():
-                    for iid, p in items.items():
-                        files.setdefault(str(p), []).append(("paired", pk, iid))
-                _embed_files(st, e.key, e.obj, files, progress, compute="embed" in stages)
-
-    # 3. score
-    rows: list[dict[str, Any]] = []
-    per_item: list[dict[str, Any]] = []
-    replicates: list[dict[str, Any]] = []
-    curves: list[dict[str, Any]] = []
     # content hashes of the reference sets (reads every reference file once; skipped by gather/embed-only runs)
-    ref_hash = {k: _reference_hash(r) if "score" in stages else None for k, r in refs.items()}
+    ref_hash = {k: _reference_hash(r) if "score" in stages else None for k, r in setup.refs.items()}
+    scores = Scores()
     if "score" in stages:
         if keep is not None:
             log.warning("scoring shard %s of %s only: values cover that shard", shard["index"], shard["count"])
-        with _timer(st.timings, "score"):
+        with _timer(timings, "score"):
+            ctx = ScoreContext(
+                embedded.keys, EmbeddingLoader(cache), gathered.audio, Path(cfg.cache_dir) / "scores",
+                int(cfg.get("seed", 0)), errors.policy == "fail",
+            )
             base = {"run_id": run_id, "config_hash": config_hash}
-            for ps_key, ps in prompt_sets.items():
-                for m in models.values():
-                    for rk in refs or {"": None}:
-                        for e in embedders.values():
-                            for mk, metric in metrics.items():
-                                cell = {
-                                    **base,
-                                    "model": m.key,
-                                    "prompt_set": ps_key,
-                                    "reference_set": rk,
-                                    "embedder": e.key,
-                                    "embedder_id": e.obj.id if e.obj is not None else "",
-                                    "reference_hash": ref_hash.get(rk, ""),
-                                    "metric": mk,
-                                    "lower_is_better": bool(metric.lower_is_better),
-                                }
-                                _score_cell(
-                                    st, cell, m, ps, refs.get(rk), e, metric, paired[ps_key],
-                                    rows, per_item, replicates, curves,
-                                )
+            scores = score(ctx, base, setup.prompt_sets, setup.models, setup.refs, ref_hash, setup.embedders,
+                           setup.metrics, paired)
+    counters["scored"] += scores.scored
+    counters["score_cache_hits"] += scores.cache_hits
 
-    # 4. write
-    with _timer(st.timings, "write"):
+    with _timer(timings, "write"):
         if "score" in stages:
-            long = lb.long_frame(rows)
-            lb.write_csv(long, rec / "leaderboard_long.csv")
-            lb.write_csv(lb.wide_frame(long), rec / "leaderboard.csv")
-            lb.write_csv(_frame(per_item, lb.PER_ITEM_COLUMNS), rec / "per_item.csv", lb.PER_ITEM_COLUMNS)
-            lb.write_csv(_frame(replicates, lb.REPLICATE_COLUMNS), rec / "replicates.csv", lb.REPLICATE_COLUMNS)
-            lb.write_csv(_frame(curves, lb.CURVE_COLUMNS), rec / "curves.csv", lb.CURVE_COLUMNS)
-        st.errors.write(rec / "errors.csv")
-        manifest = {
-            "run_id": run_id,
-            "config_hash": config_hash,
-            "started": started,
-            "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "argv": sys.argv,
-            "config": resolved,
-            "versions": _versions(),
-            "stages": stages,
-            "shard": dict(shard),
-            "models": {
-                k: {
-                    "params": c.obj.params() if c.obj is not None else None,
-                    "checkpoints": with_checks(c.obj.checkpoints()) if c.obj is not None else {},
-                    "unavailable": c.error,
-                }
-                for k, c in models.items()
-            },
-            "embedders": {
-                k: {
-                    "id": c.obj.id if c.obj is not None else None,
-                    "params": c.obj.params() if c.obj is not None else None,
-                    "checkpoints": with_checks(c.obj.checkpoints()) if c.obj is not None else {},
-                    "unavailable": c.error,
-                }
-                for k, c in embedders.items()
-            },
-            "metrics": {k: {"id": m.id, "params": m.params()} for k, m in metrics.items()},
-            "prompt_sets": {k: ps.provenance() for k, ps in prompt_sets.items()},
-            "reference_sets": {k: {**r.provenance_dict(), "hash": ref_hash[k]} for k, r in refs.items()},
-            "audio": {
-                m: {
-                    p: {i: _rel(path, rdir) for i, path in items.items()}
-                    for (m2, p), items in st.audio.items()
-                    if m2 == m
-                }
-                for m in models
-            },
-            "n_errors": st.errors.n_errors,
-            "n_warnings": st.errors.n_warnings,
-            "counters": st.counters,
-            "timings": st.timings,
-        }
+            _write_tables(rec, scores)
+        errors.write(rec / "errors.csv")
+        manifest = build_manifest(
+            run_id=run_id, config_hash=config_hash, started=started, config=resolved, stages=stages, shard=shard,
+            models=setup.models, embedders=setup.embedders, metrics=setup.metrics, prompt_sets=setup.prompt_sets,
+            refs=setup.refs, ref_hash=ref_hash, audio=gathered.audio, run_dir=rdir, n_errors=errors.n_errors,
+            n_warnings=errors.n_warnings, counters=counters, timings=timings,
+        )
         atomic_write_json(rec / "manifest.json", manifest)
     if "report" in stages and "score" in stages:
-        with _timer(st.timings, "report"):
-            try:
-                from bench.report import write_reports
-
-                write_reports(rec, formats=tuple(cfg.get("report_formats", ("md", "tex", "html"))))
-            except Exception as exc:  # reports are a convenience; the CSVs are the record
-                log.warning("report rendering failed: %s", exc)
-                log.debug("%s", traceback.format_exc())
-    manifest["timings"] = st.timings  # now including "write" (and "report")
+        with _timer(timings, "report"):
+            _write_reports(rec, cfg)
+    manifest["timings"] = timings  # now including "write" (and "report")
     atomic_write_json(rec / "manifest.json", manifest)
-    log.info("counters: %s", st.counters)
-    log.info("timings (s): %s", st.timings)
+    log.info("counters: %s", counters)
+    log.info("timings (s): %s", timings)
     log.info("wrote %s", rec / ("leaderboard.csv" if "score" in stages else "manifest.json"))
     return rdir
 
 
-def _rel(path: Path, root: Path) -> str:
+def _setup(cfg: DictConfig, errors: ErrorLog) -> _Setup:
+    """Build every configured component; reference files listed but absent go to the error log."""
+    prompt_sets = {k: _instantiate("prompts", k, v) for k, v in (cfg.get("prompts") or {}).items()}
+    for k, ps in prompt_sets.items():
+        if not isinstance(ps, PromptSet):
+            raise ConfigError(f"prompts.{k} must build a PromptSet, got {type(ps).__name__}")
+    refs = {k: _instantiate("reference", k, v) for k, v in (cfg.get("reference") or {}).items()}
+    models = _components("model", cfg.get("model") or {})
+    embedders = _components("embedder", cfg.get("embedder") or {})
+    metrics = {k: _instantiate("metric", k, v) for k, v in (cfg.get("metric") or {}).items()}
+    for k, m in metrics.items():
+        if not isinstance(m, Metric):
+            raise ConfigError(f"metric.{k} must build a bench.metrics.base.Metric, got {type(m).__name__}")
+    for k, ref in refs.items():
+        for mid in ref.missing:
+            errors.add("gather", "reference", k, mid, ref.items[mid], "reference file listed but not found")
+            ref.items.pop(mid)
+    return _Setup(prompt_sets, refs, models, embedders, metrics)
+
+
+def _write_tables(rec: Path, scores: Scores) -> None:
+    long = lb.long_frame(scores.rows)
+    lb.write_csv(long, rec / "leaderboard_long.csv")
+    lb.write_csv(lb.wide_frame(long), rec / "leaderboard.csv")
+    for name, rows, cols in (
+        ("per_item.csv", scores.per_item, lb.PER_ITEM_COLUMNS),
+        ("replicates.csv", scores.replicates, lb.REPLICATE_COLUMNS),
+        ("curves.csv", scores.curves, lb.CURVE_COLUMNS),
+    ):
+        lb.write_csv(_frame(rows, cols), rec / name, cols)
+
+
+def _write_reports(rec: Path, cfg: DictConfig) -> None:
     try:
-        return os.path.relpath(path, root)
-    except ValueError:
-        return str(path)
+        from bench.report import write_reports
+
+        write_reports(rec, formats=tuple(cfg.get("report_formats", ("md", "tex", "html"))))
+    except Exception as exc:  # reports are a convenience; the CSVs are the record
+        log.warning("report rendering failed: %s", exc)
+        log.debug("%s", traceback.format_exc())
 
 
 def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...]):
@@ -376,14 +289,6 @@ def _reference_hash(ref: ReferenceSet) -> str:
         except OSError:
             digests.append((k, "unreadable"))
     return stable_hash(sorted(digests))
-
-
-def _paired_items(ps: PromptSet, keep: Callable[[str], bool] | None) -> dict[str, Path]:
-    out = {}
-    for p in ps.prompts:
-        if p.reference and Path(p.reference).is_file() and (keep is None or keep(p.id)):
-            out[p.id] = Path(p.reference)
-    return out
 
 
 __all__ = [

@@ -260,7 +260,9 @@ class MERTEmbedder(Embedder):
     name = "mert"
     default_audio = AudioSpec(sample_rate=24000, max_duration_s=360.0)
 
-    param_aliases = {"weights_path": "weights_sha256", "config_path": "config_sha256"}
+    param_aliases = {
+        "checkpoint": "weights_sha256", "weights_path": "weights_sha256", "config_path": "config_sha256",
+    }
 
     def __init__(
         self,

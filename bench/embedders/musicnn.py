@@ -412,8 +412,8 @@ class MusicnnEmbedder(Embedder):
     #: verify_sha256: a check of the files only (their digest is in the id either way)
     non_value_params = (*Embedder.non_value_params, "verify_sha256")
     param_aliases = {
-        "model": "model", "checkpoint_dir": "checkpoint_sha256", "input_length": "patch_frames",
-        "input_overlap": "patch_hop_frames",
+        "model": "model", "checkpoint": "checkpoint_sha256", "checkpoint_dir": "checkpoint_sha256",
+        "input_length": "patch_frames", "input_overlap": "patch_hop_frames",
     }
 
     def __init__(

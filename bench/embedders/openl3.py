@@ -333,7 +333,7 @@ class OpenL3Embedder(Embedder):
     name = "openl3"
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, resampler="resampy_kaiser_best")
 
-    param_aliases = {"weights_path": "weights_sha256"}
+    param_aliases = {"checkpoint": "weights_sha256", "weights_path": "weights_sha256"}
 
     def __init__(
         self,

@@ -330,7 +330,8 @@ class PaSSTEmbedder(Embedder):
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, min_duration_s=0.15)
 
     param_aliases = {
-        "weights_path": "weights_sha256", "window_s": "window", "hop_s": "hop", "min_segment_s": "min_segment",
+        "checkpoint": "weights_sha256", "weights_path": "weights_sha256", "window_s": "window", "hop_s": "hop",
+        "min_segment_s": "min_segment",
     }
 
     def __init__(

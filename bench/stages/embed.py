@@ -1,5 +1,9 @@
 """The embed stage: every audio file once per embedder, into the content-addressed cache.
 
+Call boundary: :func:`embed` takes the cache, the error log, the embedders and the files with their
+owners (:func:`bench.stages.gather.embed_jobs`) and returns :class:`Embedded` (the cache key of
+every embedded file, per embedder, and the counters).
+
 Cache key = sha256 of the file + the embedder id (name, preprocessing, checkpoint digests). An entry
 is computed only while holding its file lock and after checking the cache again, so processes
 sharing a cache split the work; entries another process holds are waited for at the end.
@@ -10,18 +14,18 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from bench.audio import AudioError, extension_note, load_audio_report
 from bench.cache import ArrayCache, sha256_file, stable_hash
 from bench.embedders.base import Embedder
-from bench.errors import RunFailed
-
-if TYPE_CHECKING:
-    from bench.pipeline import RunState
+from bench.errors import ErrorLog, RunFailed
+from bench.stages.common import Component, Owners
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +44,42 @@ def embedding_key(digest: str, embedder: Embedder) -> str:
     return stable_hash({"audio_sha256": digest, "embedder": embedder.id}, 32)
 
 
-Owners = dict[str, list[tuple[str, str, str]]]  # path -> [(owner, set, item id)]
+@dataclass
+class EmbedState:
+    """What the embed stage reads (cache, error log) and writes (``emb_keys``, ``counters``)."""
+
+    cache: ArrayCache
+    errors: ErrorLog
+    #: (embedder key, path) -> cache key of its embedding (successfully embedded files only)
+    emb_keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=lambda: {"embedded": 0, "embed_cache_hits": 0})
 
 
-def _record(st: RunState, ekey: str, key: str, paths: list[str], files: Owners, meta: dict[str, Any]) -> None:
+@dataclass
+class Embedded:
+    """The embed stage's result: ``keys[(embedder, path)]`` and the ``embedded`` / ``embed_cache_hits`` counts."""
+
+    keys: dict[tuple[str, str], str]
+    counters: dict[str, int]
+
+
+def embed(
+    cache: ArrayCache,
+    errors: ErrorLog,
+    embedders: Mapping[str, Component],
+    files: Owners,
+    progress: bool = True,
+    compute: bool = True,
+) -> Embedded:
+    """Embed ``files`` with every available embedder (``compute=False``: only look up the cache)."""
+    st = EmbedState(cache, errors)
+    for e in embedders.values():
+        if e.obj is not None:
+            embed_files(st, e.key, e.obj, files, progress, compute=compute)
+    return Embedded(st.emb_keys, st.counters)
+
+
+def _record(st: EmbedState, ekey: str, key: str, paths: list[str], files: Owners, meta: dict[str, Any]) -> None:
     """Remember ``key`` as the embedding of ``paths`` and report the entry's warning notes for each owner."""
     for path in paths:
         st.emb_keys[(ekey, path)] = key
@@ -55,13 +91,13 @@ def _record(st: RunState, ekey: str, key: str, paths: list[str], files: Owners, 
                 st.errors.warn("embed", o[0], o[1], o[2], path, note)
 
 
-def _fail(st: RunState, paths: list[str], files: Owners, reason: str) -> None:
+def _fail(st: EmbedState, paths: list[str], files: Owners, reason: str) -> None:
     for path in paths:
         for o in files[path]:
             st.errors.add("embed", o[0], o[1], o[2], path, reason)
 
 
-def embed_files(st: RunState, ekey: str, emb: Embedder, files: Owners, progress: bool, compute: bool = True) -> None:
+def embed_files(st: EmbedState, ekey: str, emb: Embedder, files: Owners, progress: bool, compute: bool = True) -> None:
     """Embed every file not yet in the cache, in batches; record keys in ``st.emb_keys``.
 
     Files with identical content share one cache entry (embedded once). Concurrent runs sharing
@@ -132,7 +168,7 @@ def _embed_pass(st, ekey, emb, keys, by_key, files, bar, wait: bool) -> list[str
     return deferred
 
 
-def _embed_batch(st: RunState, ekey: str, emb: Embedder, keys: list[str], by_key, files: Owners) -> None:
+def _embed_batch(st: EmbedState, ekey: str, emb: Embedder, keys: list[str], by_key, files: Owners) -> None:
     wavs, ok = [], []
     for key in keys:
         path = by_key[key][0]
