@@ -17,11 +17,13 @@ def run(cfg: Any, run_dir: Any = None):
     return _run(cfg, run_dir)
 
 
-def compose(overrides: list[str] | None = None):
-    """Compose the run config from the packaged ``bench/configs/`` with Hydra overrides (no job, no chdir)."""
+def compose(overrides: list[str] | None = None, config_dir: Any = None):
+    """Compose the run config from the packaged ``bench/configs/`` (plus a user ``config_dir``, the
+    ``hydra.searchpath`` / ``$GENAUDIO_BENCH_CONFIGS`` / ``./bench_configs`` folders) with Hydra overrides
+    (no job, no chdir)."""
     from bench.cli import compose as _compose
 
-    return _compose(overrides)
+    return _compose(overrides, config_dir=config_dir)
 
 
 def sensitivity(overrides: list[str] | None = None, run_dir: Any = None):

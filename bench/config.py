@@ -36,6 +36,7 @@ TOP_LEVEL_KEYS = {
     "batch_size",
     "seed",
     "on_error",
+    "coverage",
     "progress",
     "stages",
     "shard",
@@ -55,19 +56,118 @@ def _did_you_mean(word: str, choices: list[str] | set[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def group_options(group: str) -> list[str]:
-    """Option keys available in the packaged ``bench/configs/<group>/`` (for error messages)."""
-    d = CONFIG_DIR / group
-    return sorted(f.stem for f in d.glob("*.yaml")) if d.is_dir() else []
+#: environment variable with extra config folders (``os.pathsep``-separated), searched after the packaged ones
+CONFIG_ENV = "GENAUDIO_BENCH_CONFIGS"
+#: a folder of this name in the working directory is searched too, when it exists
+DEFAULT_USER_DIR = "bench_configs"
+#: groups whose options are listed and checked (``hydra/...`` groups are Hydra's own)
+OPTION_GROUPS = (*GROUPS, "experiment")
+
+#: user config folders of the current compose / command (set by :func:`use_config_dirs`)
+_active_dirs: tuple[Path, ...] = ()
 
 
-def check_group_overrides(overrides: list[str], search_dirs: tuple[str | Path, ...] = ()) -> None:
+def _searchpath_dir(entry: str) -> Path | None:
+    """The folder a ``hydra.searchpath`` entry names (``file://``, ``pkg://`` or a bare path)."""
+    entry = str(entry)
+    if entry.startswith("pkg://"):
+        import importlib.util
+
+        name = entry[len("pkg://"):].strip("/").replace("/", ".")
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        locs = list(spec.submodule_search_locations or []) if spec else []
+        return Path(locs[0]) if locs else None
+    if entry.startswith("file://"):
+        entry = entry[len("file://"):]
+    return Path(entry).expanduser()
+
+
+def user_config_dirs(
+    config_dir: str | Path | None = None, searchpath: list[str] | tuple[str, ...] = (), cwd: str | Path | None = None
+) -> list[Path]:
+    """User config folders in Hydra's search order: ``--config-dir``, ``hydra.searchpath`` entries,
+    ``$GENAUDIO_BENCH_CONFIGS`` (``os.pathsep``-separated) and ``./bench_configs`` when it exists.
+
+    Raises :class:`ConfigError` for a folder given explicitly that does not exist.
+    """
+    import os
+
+    named: list[tuple[Path | None, str]] = []
+    if config_dir:
+        named.append((Path(config_dir).expanduser(), "--config-dir"))
+    named += [(_searchpath_dir(e), f"hydra.searchpath entry {e!r}") for e in searchpath]
+    named += [(Path(e).expanduser(), f"${CONFIG_ENV}") for e in os.environ.get(CONFIG_ENV, "").split(os.pathsep) if e]
+    out: list[Path] = []
+    for d, origin in named:
+        if d is None or not d.is_dir():
+            raise ConfigError(f"config folder {d or origin} ({origin}) does not exist; fix the path or remove it")
+        if d.resolve() not in {o.resolve() for o in out} and d.resolve() != CONFIG_DIR:
+            out.append(d)
+    default = Path(cwd or Path.cwd()) / DEFAULT_USER_DIR
+    if default.is_dir() and default.resolve() not in {o.resolve() for o in out}:
+        out.append(default)
+    return out
+
+
+def use_config_dirs(dirs: list[Path] | tuple[Path, ...]) -> None:
+    """Make ``dirs`` the user config folders that option listings and error messages know about."""
+    global _active_dirs
+    _active_dirs = tuple(Path(d) for d in dirs)
+
+
+def _display(path: Path) -> str:
+    try:
+        return f"bench/configs/{path.resolve().relative_to(CONFIG_DIR).as_posix()}"
+    except ValueError:
+        return str(path)
+
+
+def option_files(group: str, search_dirs: tuple[str | Path, ...] | list[str | Path] | None = None) -> dict[str, Path]:
+    """``{option name: file}`` of a config group: the packaged options, then those of the user folders
+    (``search_dirs``, default: the active ones). The first definition of a name wins, as in Hydra."""
+    dirs = [CONFIG_DIR, *(_active_dirs if search_dirs is None else [Path(d) for d in search_dirs])]
+    out: dict[str, Path] = {}
+    for d in dirs:
+        gdir = Path(d) / group
+        if gdir.is_dir():
+            for f in sorted(gdir.glob("*.yaml")):
+                out.setdefault(f.stem, f)
+    return out
+
+
+def group_options(group: str, search_dirs: tuple[str | Path, ...] | list[str | Path] | None = None) -> list[str]:
+    """Option keys available in ``bench/configs/<group>/`` and the user config folders (for error messages)."""
+    return sorted(option_files(group, search_dirs))
+
+
+def check_option_names(search_dirs: list[Path] | tuple[Path, ...]) -> None:
+    """Reject a user option whose name repeats a packaged option (or one of an earlier user folder).
+
+    Hydra would silently use the first one on its search path (the packaged one), so a user's
+    ``model/folder.yaml`` would be ignored: one line names both files and the fix.
+    """
+    for group in OPTION_GROUPS:
+        seen = {f.stem: f for f in sorted((CONFIG_DIR / group).glob("*.yaml"))}
+        for d in search_dirs:
+            for f in sorted((Path(d) / group).glob("*.yaml")):
+                if f.stem in seen:
+                    raise ConfigError(
+                        f"option {group}/{f.stem} is defined twice: {f} and {_display(seen[f.stem])}; "
+                        f"rename yours (file name and its top-level key), e.g. {group}/my_{f.stem}.yaml"
+                    )
+                seen[f.stem] = f
+
+
+def check_group_overrides(overrides: list[str], search_dirs: tuple[str | Path, ...] | list[str | Path] | None = None) -> None:
     """Raise :class:`ConfigError` listing the available options when a Hydra override selects a
     config-group option that does not exist (``embedder=[vgish]``, ``model=[synth],[nosie]``).
 
     Hydra itself lists the options only for single-valued selections; call this on the command
-    line overrides before composing. ``search_dirs`` are extra config dirs (``--config-dir``).
-    Overrides Hydra cannot parse are left for Hydra to report.
+    line overrides before composing. ``search_dirs`` are the user config folders (default: the
+    active ones, see :func:`use_config_dirs`). Overrides Hydra cannot parse are left for Hydra to report.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -77,21 +177,21 @@ def check_group_overrides(overrides: list[str], search_dirs: tuple[str | Path, .
         return
     for o in parsed:
         group = o.key_or_group
-        if o.package or o.is_delete() or group not in (*GROUPS, "experiment"):
+        if o.package or o.is_delete() or group not in OPTION_GROUPS:
             continue
         values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
         names: list[str] = []
         for v in values:
             names += [str(x) for x in v] if isinstance(v, list) else ([] if v is None else [str(v)])
-        available = set(group_options(group))
-        for d in search_dirs:
-            available |= {f.stem for f in (Path(d) / group).glob("*.yaml")}
+        available = set(group_options(group, search_dirs))
         unknown = [n for n in names if n not in available and n != "null"]
         if unknown:
             hints = "".join(_did_you_mean(n, available) for n in unknown)
+            users = _active_dirs if search_dirs is None else search_dirs
+            where = ", ".join([f"bench/configs/{group}/", *(f"{d}/{group}/" for d in users)])
             raise ConfigError(
                 f"unknown {group} option(s) {unknown}{hints}; available {group} options: {sorted(available)} "
-                f"(files in bench/configs/{group}/)"
+                f"(files in {where})"
             )
 
 
@@ -123,6 +223,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"config does not resolve: {exc}".replace("\n", " ")) from None
     if cfg.get("on_error", "skip") not in ("skip", "fail"):
         raise ConfigError(f"on_error must be 'skip' or 'fail', got {cfg.on_error!r}")
+    if cfg.get("coverage", "intersect") not in ("intersect", "each", "error"):
+        raise ConfigError(f"coverage must be 'intersect', 'each' or 'error', got {cfg.coverage!r}")
     stages = cfg.get("stages", STAGES)
     if isinstance(stages, str) or not all(isinstance(x, str) for x in stages):
         raise ConfigError(f"stages must be a list such as [gather,embed,score,report], got {stages!r}")
@@ -149,14 +251,14 @@ def validate(cfg: DictConfig) -> None:
             if not isinstance(v, DictConfig) or "_target_" not in v:
                 raise ConfigError(
                     f"{g}.{k} has no _target_; config groups are selected as {g}=[a,b] and each option file nests "
-                    f"its settings under its own key (see bench/configs/{g}/; options: {group_options(g)})"
+                    f"its settings under its own key (see bench/configs/{g}/ for examples; options: {group_options(g)})"
                 )
             _check_node(g, str(k), v)
 
 
 def _where(group: str, key: str) -> str:
-    f = CONFIG_DIR / group / f"{key}.yaml"
-    return f"bench/configs/{group}/{key}.yaml" if f.is_file() else f"the {group}.{key} config"
+    f = option_files(group).get(key)
+    return _display(f) if f is not None else f"the {group}.{key} config"
 
 
 def locate_target(target: str) -> Any | None:
@@ -229,6 +331,39 @@ def _check_node(group: str, key: str, node: DictConfig) -> None:
             raise ConfigError(f"{group}.{key}.audio in {where}: {exc}") from None
 
 
+def never_computable(cfg: DictConfig) -> dict[tuple[str, str], str]:
+    """``{(embedder key, metric key): reason}`` for combinations that can never give a value, read from
+    the classes (no weights loaded): a text metric (CLAP score) with an embedder without a text tower,
+    a class-probability metric (KL, Inception Score) with an embedder without a classifier head.
+
+    Raises :class:`ConfigError` when a selected metric can be computed with none of the selected embedders.
+    """
+    from bench.embedders.base import Embedder
+
+    caps: dict[str, tuple[bool, bool]] = {}
+    for ek, node in (cfg.get("embedder") or {}).items():
+        cls = locate_target(str(node.get("_target_", "")))
+        if inspect.isclass(cls) and issubclass(cls, Embedder):
+            caps[str(ek)] = (cls.embed_text is not Embedder.embed_text,
+                             bool(cls.gives_probs or cls.class_names is not None))
+    out: dict[tuple[str, str], str] = {}
+    for mk, node in (cfg.get("metric") or {}).items():
+        cls = locate_target(str(node.get("_target_", "")))
+        needs_text, needs_probs = bool(getattr(cls, "needs_text", False)), bool(getattr(cls, "needs_probs", False))
+        for ek, (text, probs) in caps.items():
+            if needs_text and not text:
+                out[(ek, str(mk))] = f"{ek} has no text tower"
+            elif needs_probs and not probs:
+                out[(ek, str(mk))] = f"{ek} gives no class probabilities"
+        embedders = list(cfg.get("embedder") or {})
+        if embedders and all((str(ek), str(mk)) in out for ek in embedders):
+            need = "a joint text-audio embedder (e.g. clap, clap_music)" if needs_text else \
+                "a classifier embedder (musicnn, musicnn_mtt, pann, passt)"
+            raise ConfigError(f"metric {mk} cannot be computed with embedder={embedders}: it needs {need}; "
+                              f"add one to embedder=[...] or drop {mk} from metric=[...]")
+    return out
+
+
 def _instantiate(group: str, key: str, node: DictConfig) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -239,8 +374,10 @@ def _instantiate(group: str, key: str, node: DictConfig) -> Any:
         cause = exc.__cause__ or exc
         if isinstance(cause, UNAVAILABLE_ERRORS):
             raise cause from exc
-        if isinstance(cause, (TypeError, ValueError)):
+        if isinstance(cause, TypeError):
             raise ConfigError(f"{group}.{key}: {cause} (check the keys in {_where(group, key)})") from exc
+        if isinstance(cause, (ValueError, OSError)):  # bad values, paths, unreadable or malformed files
+            raise ConfigError(f"{group}.{key} ({_where(group, key)}): {cause}") from exc
         raise
 
 

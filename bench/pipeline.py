@@ -39,9 +39,11 @@ from bench.config import (
     check_group_overrides,
     group_options,
     locate_target,
+    never_computable,
     validate,
 )
 from bench.config import instantiate_option as _instantiate
+from bench.coverage import MISSING_COLUMNS, apply_coverage
 from bench.errors import ConfigError, ErrorLog
 from bench.manifest import build_manifest
 from bench.metrics.base import Metric, prompt_of
@@ -113,6 +115,7 @@ def run(cfg: DictConfig | dict, run_dir: str | Path | None = None) -> Path:
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(cfg)
     validate(cfg)
+    never_computable(cfg)  # a metric no selected embedder can serve fails here, before any work
     rdir = Path(run_dir) if run_dir else run_dir_for(cfg)
     rec = records_dir(rdir, cfg)
     rec.mkdir(parents=True, exist_ok=True)
@@ -157,7 +160,8 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
     run_id = rdir.name if rdir.name == safe_id(cfg.run_name) else f"{safe_id(cfg.run_name)}-{rdir.name}"
     log.info("run %s (config %s) -> %s", run_id, config_hash, rdir)
 
-    if cfg.get("prepare_demo"):
+    uses_demo = "demo" in (cfg.get("prompts") or {}) or "demo" in (cfg.get("reference") or {})
+    if cfg.get("prepare_demo") and uses_demo:  # only when the demo prompt or reference set is selected
         from bench.demo import prepare
 
         with _timer(timings, "prepare_demo"):
@@ -171,6 +175,20 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
             gathered = gather(setup.prompt_sets, setup.models, rdir, errors, progress, keep)
     counters["generated"] += gathered.n_generated
 
+    # coverage: models in one table are scored on the same prompt ids (bench.coverage)
+    coverages = {}
+    if "score" in stages and keep is None:
+        mode = str(cfg.get("coverage", "intersect"))
+        for ps_key, ps in setup.prompt_sets.items():
+            audio = {m.key: gathered.audio[(m.key, ps_key)] for m in setup.models.values()
+                     if (m.key, ps_key) in gathered.audio}
+            cov = apply_coverage(ps_key, [p.id for p in ps.prompts], audio, mode)
+            coverages[ps_key] = cov
+            for mk, items in cov.kept.items():
+                gathered.audio[(mk, ps_key)] = items
+            if len(set(cov.covered.values())) > 1 or any(n < len(ps) for n in cov.covered.values()):
+                log.warning("coverage: %s", cov.summary())
+
     paired = {k: paired_items(ps, keep) for k, ps in setup.prompt_sets.items()}
     embedded = Embedded({}, {})
     if {"embed", "score"} & set(stages):
@@ -183,6 +201,10 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
     # content hashes of the reference sets (reads every reference file once; skipped by gather/embed-only runs)
     ref_hash = {k: _reference_hash(r) if "score" in stages else None for k, r in setup.refs.items()}
     scores = Scores()
+    never = never_computable(cfg)
+    if never:
+        log.info("not computable, left out of the tables: %s",
+                 ", ".join(f"{lb.column_name(mk, ek)} ({why})" for (ek, mk), why in never.items()))
     if "score" in stages:
         if keep is not None:
             log.warning("scoring shard %s of %s only: values cover that shard", shard["index"], shard["count"])
@@ -194,6 +216,8 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
             base = {"run_id": run_id, "config_hash": config_hash}
             scores = score(ctx, base, setup.prompt_sets, setup.models, setup.refs, ref_hash, setup.embedders,
                            setup.metrics, paired)
+            # pairs that can never be computed (checked from the classes) are no rows, hence no columns
+            scores.rows = [r for r in scores.rows if (r["embedder"], str(r["metric"]).split(".")[0]) not in never]
     counters["scored"] += scores.scored
     counters["score_cache_hits"] += scores.cache_hits
 
@@ -201,12 +225,20 @@ def _run(cfg: DictConfig, rdir: Path) -> Path:
         if "score" in stages:
             _write_tables(rec, scores)
         errors.write(rec / "errors.csv")
+        if coverages:
+            lb.write_csv(_frame([r for c in coverages.values() for r in c.rows], MISSING_COLUMNS),
+                         rec / "missing.csv", MISSING_COLUMNS)
         manifest = build_manifest(
             run_id=run_id, config_hash=config_hash, started=started, config=resolved, stages=stages, shard=shard,
             models=setup.models, embedders=setup.embedders, metrics=setup.metrics, prompt_sets=setup.prompt_sets,
             refs=setup.refs, ref_hash=ref_hash, audio=gathered.audio, run_dir=rdir, n_errors=errors.n_errors,
             n_warnings=errors.n_warnings, counters=counters, timings=timings,
         )
+        manifest["coverage"] = {
+            k: {"mode": str(cfg.get("coverage", "intersect")), "n_prompts": c.n_prompts, "covered": c.covered,
+                "n_common": None if c.common is None else len(c.common)}
+            for k, c in coverages.items()
+        }
         atomic_write_json(rec / "manifest.json", manifest)
     if "report" in stages and "score" in stages:
         with _timer(timings, "report"):
@@ -268,13 +300,22 @@ def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...]):
 
 
 def _components(group: str, nodes: DictConfig) -> dict[str, Component]:
-    out = {}
+    """Instantiate a group's options; an option that builds a ``{name: object}`` mapping (``folders``)
+    contributes one component per entry, named by its key."""
+    out: dict[str, Component] = {}
     for k, v in nodes.items():
         try:
-            out[k] = Component(k, _instantiate(group, k, v))
+            obj = _instantiate(group, k, v)
         except UNAVAILABLE_ERRORS as exc:
             log.warning("%s %s unavailable: %s", group, k, exc)
-            out[k] = Component(k, None, f"{type(exc).__name__}: {exc}")
+            obj, error = None, f"{type(exc).__name__}: {exc}"
+        else:
+            error = None
+        entries = obj.items() if isinstance(obj, dict) else [(str(k), obj)]
+        for name, o in entries:
+            if name in out or (isinstance(obj, dict) and name in nodes and name != k):
+                raise ConfigError(f"{group} name {name!r} is used twice (option {k!r}); rename the folder or the option")
+            out[name] = Component(name, o, error)
     return out
 
 

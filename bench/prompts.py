@@ -56,11 +56,17 @@ class PromptSet:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        seen: set[str] = set()
-        for p in self.prompts:
+        seen: dict[str, int] = {}
+        where = f" ({self.source})" if self.source else ""
+        for n, p in enumerate(self.prompts, 1):
+            if not str(p.id).strip():
+                raise ValueError(f"prompt set {self.name!r}{where}: prompt {n} has an empty id; every prompt needs one")
             if p.id in seen:
-                raise ValueError(f"prompt set {self.name!r}: duplicate prompt id {p.id!r}")
-            seen.add(p.id)
+                raise ValueError(
+                    f"prompt set {self.name!r}{where}: duplicate prompt id {p.id!r} (prompts {seen[p.id]} and {n}); "
+                    "ids must be unique: fix the file or choose another id_column"
+                )
+            seen[p.id] = n
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -126,8 +132,11 @@ class PromptSet:
         p = Path(path).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"prompt file {p} does not exist")
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
+        try:
+            with open(p, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.DictReader(f))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ValueError(f"{p}: not a readable UTF-8 CSV ({exc}); save it as UTF-8 CSV with id,text columns") from None
         ps = cls._from_rows(name, rows, p, id_column, text_column, reference_column, limit, offset, license, source)
         if reference_template:
             from bench.paths import safe_id

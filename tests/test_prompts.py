@@ -14,7 +14,7 @@ from bench.pipeline import validate
 from bench.prompts import PromptSet
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CLOTHO = REPO.parent / "shared" / "data" / "prompts" / "clotho-evaluation.en.csv"
+CLOTHO_EXCERPT = REPO / "tests" / "golden" / "prompts" / "clotho-evaluation-head12.csv"
 
 
 def test_from_csv_from_jsonl_from_list_and_subset(tmp_path):
@@ -66,9 +66,7 @@ def test_clotho_config_reads_env_var(monkeypatch, tmp_path):
     monkeypatch.setenv("CLOTHO_CAPTIONS", str(tmp_path / "missing.csv"))
     with pytest.raises(Exception, match="zenodo"):
         _compose_prompts("clotho")
-    if not SHARED_CLOTHO.is_file():
-        pytest.skip("../shared is absent")
-    monkeypatch.setenv("CLOTHO_CAPTIONS", str(SHARED_CLOTHO))
+    monkeypatch.setenv("CLOTHO_CAPTIONS", str(CLOTHO_EXCERPT))
     ps = _compose_prompts("clotho", "prompts.clotho.limit=10")
     assert len(ps) == 10 and "non-commercial" in ps.license
 

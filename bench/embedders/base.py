@@ -55,6 +55,9 @@ class Embedder(Configured, ABC):
     default_audio: AudioSpec = AudioSpec()
     #: class names when the backend is a classifier (``probs`` output), else None
     class_names: Sequence[str] | None = None
+    #: whether the backend can output class probabilities at all (KL / Inception Score need them);
+    #: read from the class at config time, so never-computable metric columns are dropped up front
+    gives_probs: ClassVar[bool] = False
     #: constructor arguments that never change the embeddings
     non_value_params: ClassVar[tuple[str, ...]] = ("device", "batch_size", "progress", "num_workers", "config_key")
 

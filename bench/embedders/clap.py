@@ -34,6 +34,14 @@ Outputs are L2-normalised 512-d joint-space embeddings (``get_audio_embedding`` 
 Resampling: laion_clap's file-list path uses ``librosa.load(sr=48000)`` (soxr_hq in librosa >= 0.10); the
 data path takes whatever the caller resampled. Our default is ``torchaudio_kaiser_best`` (librosa's former
 ``kaiser_best`` default, a high-quality band-limited resampler); set ``audio.resampler`` to change it.
+
+Parity (``tests/embedders/test_clap.py``, table in ``docs/parity.md``): random weights of laion_clap's own
+``CLAP_Module`` (HTSAT-tiny, fusion, HTSAT-base) saved as its training checkpoints are and loaded through our
+path give the same embeddings as ``get_audio_embedding_from_data`` / ``get_text_embedding`` -- on fadtk's real
+48 kHz clips the difference is 0 (asserted < 1e-5 relative; the model code is theirs). The full-size released
+key layout (RoBERTa-base text tower, ``module.`` prefix, position_ids, also fadtk's rewritten copy) is a golden
+list in ``tests/embedders/golden``. What differs: windows of clips > 10 s (deterministic instead of a random
+crop / random fusion chunks), and the resampler when the input is not 48 kHz. Real weights not checked offline.
 """
 
 from __future__ import annotations

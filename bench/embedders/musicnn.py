@@ -407,6 +407,7 @@ class MusicnnEmbedder(Embedder):
     """
 
     name = "musicnn"
+    gives_probs = True  # classifier head: ``probs`` (bench.embedders.base.Embedder.gives_probs)
     default_audio = AudioSpec(sample_rate=SR, mono="mean", resampler="resampy_kaiser_best")
 
     #: verify_sha256: a check of the files only (their digest is in the id either way)

@@ -15,6 +15,15 @@ reference code; its STFT kernels are checked against the configured window size.
 
 Preprocessing defaults follow audioldm_eval's ``WaveDataset``: first channel, DC removed (mean
 subtracted), torchaudio's default sinc resampler, zero-padded to at least 32000 samples.
+
+Parity (``tests/embedders/test_pann.py``, table in ``docs/parity.md``): random weights of the official models
+(panns_inference 0.1.1 ``Cnn14`` at 32 kHz, frechet-audio-distance 0.3.4 ``Cnn14_16k``) saved in the released
+``{"iteration", "model"}`` layout and loaded through our path; on fadtk's real music clips the embeddings and
+probabilities agree to max relative 4e-7 (asserted < 1e-5), both on the same 32 kHz waveform and through
+frechet-audio-distance's whole 16 kHz pipeline (soundfile + resampy) with ours configured like it. What
+differs by default: our audioldm_eval-style preprocessing (first channel, DC removal, torchaudio sinc, padding to
+2 s) is not frechet-audio-distance's (channel mean, resampy) nor panns_inference's README (librosa.load); set
+``audio.resampler``/``mono``, ``remove_dc`` and ``min_samples`` to match one. Real weights not checked offline.
 """
 
 from __future__ import annotations
@@ -214,6 +223,7 @@ class PANNEmbedder(Embedder):
     """
 
     name = "pann"
+    gives_probs = True  # classifier head: ``probs`` (bench.embedders.base.Embedder.gives_probs)
     default_audio = AudioSpec(sample_rate=16000, mono="first", resampler="torchaudio_sinc")
 
     #: fmin / fmax shape the mel bank, recorded by its digest (``frontend.melW_sha256``)

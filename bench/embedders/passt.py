@@ -39,11 +39,13 @@ AudioCraft and stable-audio-metrics import): hear21passt's own ``passt_s_swa_p16
 ``state_dict()`` (the released checkpoint's layout) is saved to a file and loaded here through
 :func:`load_passt_state` (strict), and both run on real audio (fadtk's sample clips at 32 kHz):
 front end identical (max abs difference 0.0); ``get_scene_embeddings`` (<= 10 s, one forward pass)
-vs our logits/features: max abs difference ~3e-6 (values up to ~4), asserted at 1e-4; AudioCraft's
+vs our logits/features: max abs difference 4.2e-6 (values up to 5.6; ``benchmarks/
+parity_passt_openl3_mert.py``), asserted at 1e-4; AudioCraft's
 protocol (``torch.split`` segments through the official model, softmax, mean) likewise.
 What differs from hear21passt: its ``get_scene_embeddings`` for clips > 10 s averages
 ``[logits, features]`` over 10-s windows every 2.5 s of the reflect-padded clip; that is neither
-AudioCraft's nor stable-audio-metrics' protocol and is not offered here. Resampling to 32 kHz is the
+AudioCraft's nor stable-audio-metrics' protocol and is not offered here; nor are its HEAR
+``get_timestamp_embeddings`` (160-ms windows every 50 ms). Resampling to 32 kHz is the
 project's (AudioCraft uses julius). NOT checked: numbers with the released 330 MB weights (no
 download here).
 """
@@ -327,6 +329,7 @@ class PaSSTEmbedder(Embedder):
     """
 
     name = "passt"
+    gives_probs = True  # classifier head: ``probs`` (bench.embedders.base.Embedder.gives_probs)
     default_audio = AudioSpec(sample_rate=SAMPLE_RATE, min_duration_s=0.15)
 
     param_aliases = {

@@ -24,6 +24,15 @@ Framing:
 
 Clips too short for one example are zero-padded to one example (``pad_short=True``); the
 reference implementations return no embedding for them.
+
+Parity (``tests/embedders/test_vggish.py``, table in ``docs/parity.md``): compared with torchvggish 0.2's own
+code (``_vgg``, ``vggish_input.waveform_to_examples``, ``Postprocessor``), random weights saved in the released
+key layout and loaded through our path, on fadtk's real 48 kHz music clips. Network on the same examples:
+identical; whole pipeline (our decode + resampy + torch log-mel vs torchvggish's resampy + numpy float64
+log-mel): max abs 2e-5, relative 2e-6 (asserted < 2e-5 relative); quantised PCA output equal except
+rounding ties (asserted > 99 % equal, never off by more than 1). What differs: our log-mel runs in torch
+(float64) from float32 audio; frechet-audio-distance / fadtk decode and resample with their own loaders
+(librosa / soundfile) before this front end. Not checked with the real released weights (no offline copy).
 """
 
 from __future__ import annotations

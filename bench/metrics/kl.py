@@ -56,9 +56,12 @@ class KL(BootstrapMetric):
             or "both" (sum).
         eps: added to the second distribution inside the log.
         renormalize: divide probabilities by their sum first (e.g. sigmoid outputs).
+        report_directions: also report both directions as extras ``kl_ref_gen`` and ``kl_gen_ref``
+            (columns ``kl.kl_ref_gen@<embedder>``, ``kl.kl_gen_ref@<embedder>``); off by default, since
+            one of them repeats the value.
         **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
 
-    extras: ``kl_ref_gen``, ``kl_gen_ref`` (means of both directions), ``n_unpaired``.
+    extras: ``n_unpaired``; with ``report_directions`` also ``kl_ref_gen``, ``kl_gen_ref``.
     """
 
     name = "kl"
@@ -72,6 +75,7 @@ class KL(BootstrapMetric):
         direction: str = "ref||gen",
         eps: float = 1e-6,
         renormalize: bool = False,
+        report_directions: bool = False,
         **bootstrap: Any,
     ):
         if direction not in DIRECTIONS:
@@ -79,6 +83,7 @@ class KL(BootstrapMetric):
         self.direction = direction
         self.eps = float(eps)
         self.renormalize = bool(renormalize)
+        self.report_directions = bool(report_directions)
         super().__init__(**bootstrap)
 
     def compute(self, inp: MetricInput) -> MetricResult:
@@ -111,8 +116,8 @@ class KL(BootstrapMetric):
             value=float(per.mean()),
             n=len(ids),
             extras={
-                "kl_ref_gen": float(kls["ref||gen"].mean()),
-                "kl_gen_ref": float(kls["gen||ref"].mean()),
+                **({"kl_ref_gen": float(kls["ref||gen"].mean()), "kl_gen_ref": float(kls["gen||ref"].mean())}
+                   if self.report_directions else {}),
                 "n_unpaired": float(n_unpaired),
             },
             per_item={i: float(v) for i, v in zip(ids, per)},

@@ -9,6 +9,15 @@ any scalar field of the prompt's ``meta`` (e.g. MusicCaps' ``{row}``: fadtk's sa
 within a path segment, ``**/`` for any sub-folders. Only audio files (``bench.audio.AUDIO_EXTENSIONS``)
 are candidates. Field values are matched literally (an id containing ``*`` or ``[`` is no glob).
 
+Braces are Hydra syntax on a command line, so every field can also be written ``%name`` (ended by the
+first character that cannot be in a name, or by a closing ``%``: ``%id%_%k%.wav``); ``%%`` is a literal
+``%``. ``model.folder.pattern=mg-%row.opus`` needs no quoting.
+
+``pattern: auto`` (the default of ``folders``) finds the naming itself: for each of the fields
+``id, safe_id, ytid, youtube_id, audiocap_id, file_name, row, index`` it matches file stems that equal
+the value, end with ``-value`` / ``_value`` / `` value``, or are ``Y<value>`` (AudioSet's naming), and
+uses the field that gives the most prompts exactly one file (the choice is logged).
+
 Every item gets exactly one file or an error row (missing, ambiguous, undecodable). Audio files
 that match no prompt are "extra": they are logged, listed in ``<out_dir>/extra_files.txt`` and on
 :attr:`FolderModel.extra_files`, and with ``report_extra="error"`` also written to errors.csv.
@@ -41,6 +50,22 @@ log = logging.getLogger(__name__)
 
 _FIELDS = {"id", "safe_id", "k", "index"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PERCENT = re.compile(r"%%|%([A-Za-z_][A-Za-z0-9_]*)%?")
+#: fields ``pattern: auto`` tries, in order of preference on ties
+AUTO_FIELDS = ("id", "safe_id", "ytid", "youtube_id", "audiocap_id", "file_name", "row", "index")
+_AUTO_SEPARATORS = "-_ "
+
+
+def percent_fields(pattern: str) -> str:
+    """``mg-%row.opus`` -> ``mg-{row}.opus``: the command-line spelling of pattern fields (``%%`` = ``%``)."""
+    if "%" not in pattern:
+        return pattern
+    return _PERCENT.sub(lambda m: "%" if m.group(0) == "%%" else "{" + m.group(1) + "}", pattern)
+
+
+def _stem(rel: str) -> str:
+    name = rel.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0] if "." in name else name
 
 
 def list_audio(root: Path) -> list[str]:
@@ -77,8 +102,13 @@ class FilePattern:
     """A compiled ``pattern``: :meth:`render` gives a literal prefix + regex for one item."""
 
     def __init__(self, pattern: str):
+        self.text = pattern
+        pattern = percent_fields(pattern)
         self.pattern = pattern
-        self.parts = list(string.Formatter().parse(pattern))
+        try:
+            self.parts = list(string.Formatter().parse(pattern))
+        except ValueError as exc:
+            raise ValueError(f"folder pattern {self.text!r}: {exc} (a literal brace is written {{{{ or }}}})") from None
         for _, field, _, _ in self.parts:
             if field is not None and not _IDENT.match(field):
                 raise ValueError(
@@ -154,7 +184,12 @@ class FolderModel(Model):
             raise FileNotFoundError(f"{self.name}: audio folder {self.root} does not exist")
         if self.manifest is not None and not self.manifest.is_file():
             raise FileNotFoundError(f"{self.name}: manifest {self.manifest} does not exist")
-        self.pattern = FilePattern(pattern) if self.manifest is None else None
+        self.auto = self.manifest is None and pattern == "auto"
+        if self.auto and self.n_samples_per_prompt > 1:
+            raise ValueError(f"{self.name}: pattern auto matches one file per prompt; give a pattern with %k")
+        self.pattern = FilePattern(pattern) if self.manifest is None and not self.auto else None
+        #: the field ``pattern: auto`` chose in the last :meth:`gather` (None otherwise)
+        self.matched_by: str | None = None
         if self.pattern is not None and self.n_samples_per_prompt > 1 and "k" not in self.pattern.fields:
             raise ValueError(f"{self.name}: n_samples_per_prompt > 1 needs {{k}} in the pattern, got {pattern!r}")
         self.first_k = int(first_k)
@@ -163,12 +198,14 @@ class FolderModel(Model):
         self.columns = (id_column, path_column, sample_column)
         #: audio files (absolute paths) that matched no prompt in the last :meth:`gather`
         self.extra_files: list[Path] = []
+        #: item ids with no file in the last :meth:`gather` (one summary row in errors.csv)
+        self.missing: list[str] = []
 
     def params(self) -> dict[str, Any]:
         return {
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
             "path": str(self.root) if self.root else None,
-            "pattern": self.pattern.pattern if self.pattern else None,
+            "pattern": "auto" if self.auto else (self.pattern.pattern if self.pattern else None),
             "manifest": str(self.manifest) if self.manifest else None,
             "n_samples_per_prompt": self.n_samples_per_prompt,
             "first_k": self.first_k,
@@ -212,6 +249,46 @@ class FolderModel(Model):
             found[iid] = [self.root / h for h in hits]
         return found, {self.root / f for f in files}
 
+    def _match_auto(self, prompts: Sequence[Prompt]) -> tuple[dict[str, list[Path]], set[Path]]:
+        files = list_audio(self.root)
+        exact: dict[str, list[str]] = {}
+        loose: dict[str, list[str]] = {}  # delimited suffixes of stems and Y<id> names
+        for f in files:
+            stem = _stem(f)
+            exact.setdefault(stem, []).append(f)
+            keys = {stem[i + 1:] for i, c in enumerate(stem) if c in _AUTO_SEPARATORS}
+            if len(stem) > 1 and stem[0] == "Y":
+                keys.add(stem[1:])
+            for key in keys - {""}:
+                loose.setdefault(key, []).append(f)
+
+        def hits(value: Any) -> list[str]:
+            v = str(value)
+            if v.lower().endswith(AUDIO_EXTENSIONS):
+                v = v.rsplit(".", 1)[0]
+            return exact.get(v) or loose.get(v, [])
+
+        best: tuple[int, str, dict[str, list[str]]] = (0, "id", {})
+        for field in AUTO_FIELDS:
+            found, unique = {}, 0
+            for index, p in enumerate(prompts):
+                values = {"id": p.id, "safe_id": safe_id(p.id), "index": index, **p.meta}
+                if field not in values or not isinstance(values[field], (str, int)) or values[field] == "":
+                    break
+                found[p.id] = hits(values[field])
+                unique += len(found[p.id]) == 1
+            else:
+                if unique > best[0]:
+                    best = (unique, field, found)
+        n, field, found = best
+        self.matched_by = field if n else None
+        if n:
+            example = next(h[0] for h in found.values() if len(h) == 1)
+            log.info("%s: pattern auto matched %d of %d prompts by %r (e.g. %s)", self.name, n, len(prompts), field,
+                     example)
+        return ({p.id: [self.root / h for h in found.get(p.id, [])] for p in prompts},
+                {self.root / f for f in files})
+
     def _match_manifest(self, prompts: Sequence[Prompt]) -> tuple[dict[str, list[Path]], set[Path]]:
         id_col, path_col, k_col = self.columns
         with open(self.manifest, newline="", encoding="utf-8") as f:
@@ -247,17 +324,23 @@ class FolderModel(Model):
         if self.manifest is not None:
             found, candidates = self._match_manifest(prompts)
             where = f"manifest {self.manifest}"
+        elif self.auto:
+            found, candidates = self._match_auto(prompts)
+            where = f"{self.root} (pattern auto{', by ' + self.matched_by if self.matched_by else ''})"
         else:
             found, candidates = self._match_pattern(prompts)
-            where = f"{self.root} (pattern {self.pattern.pattern!r})"
+            where = f"{self.root} (pattern {self.pattern.text!r})"
         out: dict[str, Path] = {}
         matched: set[Path] = set()
+        self.missing = []
+        n_items = 0
         for iid, hits in found.items():
             matched.update(hits)
             if keep is not None and not keep(iid):
                 continue
+            n_items += 1
             if not hits:
-                errors.add("gather", self.name, set_name, iid, "", f"no file for this prompt in {where}")
+                self.missing.append(iid)
             elif len(hits) > 1:
                 names = ", ".join(str(h) for h in hits[:3])
                 errors.add("gather", self.name, set_name, iid, hits[0], f"ambiguous: {len(hits)} files match ({names})")
@@ -268,6 +351,11 @@ class FolderModel(Model):
             else:
                 out[iid] = hits[0]
         self.extra_files = sorted(candidates - matched)
+        if self.missing:  # one summary row, not one per prompt (the ids go to missing.csv in a run)
+            shown = ", ".join(repr(i) for i in self.missing[:3]) + (", ..." if len(self.missing) > 3 else "")
+            errors.add("gather", self.name, set_name, "", self.root or self.manifest,
+                       f"no file for {len(self.missing):,} of {n_items:,} prompts in {where} ({shown}; "
+                       "listed in missing.csv)")
         self._report(out_dir, out, errors, set_name)
         return out
 
@@ -295,3 +383,37 @@ class FolderModel(Model):
         w.writerows((iid, str(p)) for iid, p in out.items())
         atomic_write_text(out_dir / "folder_matches.csv", buf.getvalue())
         atomic_write_text(out_dir / "extra_files.txt", "".join(f"{p}\n" for p in self.extra_files))
+
+
+def folders(
+    path: str,
+    pattern: str = "auto",
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    **kw: Any,
+) -> dict[str, FolderModel]:
+    """One :class:`FolderModel` per sub-folder of ``path`` that holds audio: ``{sub-folder name: model}``.
+
+    Every row of the tables is named after its sub-folder. ``pattern`` and the other keyword arguments
+    (``n_samples_per_prompt``, ``first_k``, ``report_extra``, ``license``, ``source``) apply to every
+    sub-folder, with the same rules as ``folder``. ``include`` / ``exclude`` pick sub-folders by name.
+    """
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"folders: {root} is not a folder (set model.folders.path to a folder of sub-folders)")
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    names = [d.name for d in subdirs]
+    missing = sorted(set(include or ()) - set(names))
+    if missing:
+        raise FileNotFoundError(f"folders: include names {missing}, which are not sub-folders of {root}; found {names}")
+    chosen = [d for d in subdirs if (include is None or d.name in include) and d.name not in set(exclude)]
+    out: dict[str, FolderModel] = {}
+    for d in chosen:
+        if not list_audio(d):
+            log.warning("folders: %s has no audio files; skipped", d)
+            continue
+        out[d.name] = FolderModel(path=str(d), pattern=pattern, name=d.name, **kw)
+    if not out:
+        hint = " (it holds audio files itself: use model=[folder] model.folder.path=...)" if list_audio(root) else ""
+        raise FileNotFoundError(f"folders: no sub-folder of {root} holds audio files{hint}")
+    return out

@@ -38,8 +38,11 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         return read_jsonl(p)
-    with open(p, newline="", encoding="utf-8-sig") as f:
-        return list(csv.DictReader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ","))
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            return list(csv.DictReader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ","))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{p}: not a readable UTF-8 CSV ({exc}); save it as UTF-8 CSV with id,text columns") from None
 
 
 def select(

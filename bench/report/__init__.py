@@ -220,6 +220,12 @@ def _notes(table: LeaderTable) -> None:
                 cols[col.label] = None
                 rows[row] = None
     table.columns = [c for c in table.columns if any(table.cell(r, c).ok for r in table.rows)]
+    if len({n for n in table.n.values() if n > 0}) > 1:
+        sizes = ", ".join(f"{r} {table.n[r]}" for r in table.rows if table.n[r] > 0)
+        table.notes.append(
+            f"n differs between rows ({sizes}): set metrics such as FAD, KAD and PRDC are biased by n, so these rows "
+            "are not directly comparable (coverage=intersect scores every model on the same prompt ids)"
+        )
     for (status, reason), (cols, rows) in groups.items():
         table.notes.append(f"{', '.join(cols)} {status} for {', '.join(rows)}" + (f": {reason}" if reason else ""))
 

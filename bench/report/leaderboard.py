@@ -22,9 +22,12 @@ reason             why a metric is unavailable / failed ("" when ok)
 =================  ==========================================================================
 
 The wide view (``leaderboard.csv``) has one row per model x prompt set x reference set, the
-columns ``run_id, model, prompt_set, reference_set, n_samples`` and one column per
-``<metric>@<embedder>``. Unavailable cells hold ``unavailable: <reason>`` so nothing is
-silently dropped.
+columns ``run_id, model, prompt_set, reference_set, rank, n_samples, same_n`` and one column per
+``<metric>@<embedder>`` (extra outputs: ``<metric>.<extra>@<embedder>``). A cell that could not be
+computed in this run (e.g. a checkpoint missing offline) is empty; its reason is in the ``reason``
+column of the long table and in the Markdown/HTML notes. ``same_n`` is false on every row of a table
+whose rows were scored on different numbers of clips. Combinations that can never be computed
+(CLAP score without a text tower, KL/IS without class probabilities) are no columns at all.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ def wide_frame(long: pd.DataFrame, sort_by: str | None = None) -> pd.DataFrame:
     using that metric's ``lower_is_better``; a ``rank`` column is added for it.
     """
     if long.empty:
-        return pd.DataFrame(columns=[*WIDE_KEYS, "n_samples"])
+        return pd.DataFrame(columns=[*WIDE_KEYS, "n_samples", "same_n"])
     long = long[[m.split(".", 1)[-1] not in WIDE_EXCLUDED_EXTRAS or "." not in m for m in long["metric"]]].copy()
     long["column"] = [column_name(m, e) for m, e in zip(long["metric"], long["embedder"])]
     columns = list(dict.fromkeys(long["column"]))
@@ -119,9 +122,13 @@ def wide_frame(long: pd.DataFrame, sort_by: str | None = None) -> pd.DataFrame:
         ok = g[g["status"] == "ok"]
         row["n_samples"] = int(ok["n"].max()) if len(ok) else int(g["n"].max())
         for _, r in g.iterrows():
-            row[r["column"]] = r["value"] if r["status"] == "ok" else f"{r['status']}: {short_reason(r['reason'])}"
+            row[r["column"]] = r["value"] if r["status"] == "ok" else math.nan  # reason: leaderboard_long.csv
         out_rows.append(row)
     wide = pd.DataFrame(out_rows, columns=[*WIDE_KEYS, "n_samples", *columns])
+    # same_n: False where the rows of one table (prompt set x reference set) were scored on different n
+    scored = wide["n_samples"].where(wide["n_samples"] > 0)  # rows with nothing computed do not count
+    same = scored.groupby([wide["prompt_set"], wide["reference_set"]]).transform("nunique") <= 1
+    wide.insert(len(WIDE_KEYS) + 1, "same_n", same.astype(bool))
     sort_by = sort_by or next((c for c in columns if _numeric(wide[c]).notna().any()), None)
     if sort_by is not None and sort_by in wide.columns:
         lower = bool(long.loc[long["column"] == sort_by, "lower_is_better"].iloc[0])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 torch = pytest.importorskip("torch")
 if importlib.util.find_spec("laion_clap") is None:
@@ -26,6 +27,7 @@ if importlib.util.find_spec("laion_clap") is None:
 
 import transformers  # noqa: E402
 
+from bench.audio import load_audio  # noqa: E402
 from bench.checkpoints import CheckpointUnavailable  # noqa: E402
 from bench.embedders.base import EmbedderUnavailable  # noqa: E402
 from bench.embedders.clap import (  # noqa: E402
@@ -33,7 +35,6 @@ from bench.embedders.clap import (  # noqa: E402
     ROBERTA_BASE,
     VARIANTS,
     ClapEmbedder,
-    build_clap_model,
     clap_windows,
     fill,
     fusion_input,
@@ -47,6 +48,7 @@ SR = 48000
 TINY_TEXT = {"num_hidden_layers": 1, "intermediate_size": 64, "max_position_embeddings": 80}
 MERGES = ["Ġ t", "Ġ a", "h e", "Ġt he", "i n", "Ġa n", "e r", "o n", "Ġ s", "o u"]
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
+GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------
@@ -120,11 +122,11 @@ def _save_checkpoint(model, path: Path) -> Path:
     return path
 
 
-def _reference_module(laion, tok_dir, text_cfg, fusion: bool, seed: int):
-    """laion_clap's own CLAP_Module (HTSAT-tiny, RoBERTa), randomly initialised."""
+def _reference_module(laion, tok_dir, text_cfg, fusion: bool, seed: int, amodel: str = "HTSAT-tiny"):
+    """laion_clap's own CLAP_Module (HTSAT-tiny or -base, RoBERTa), randomly initialised."""
     torch.manual_seed(seed)
     with hf_stand_ins(tok_dir, text_cfg):
-        module = laion[0].CLAP_Module(enable_fusion=fusion, device="cpu", amodel="HTSAT-tiny", tmodel="roberta")
+        module = laion[0].CLAP_Module(enable_fusion=fusion, device="cpu", amodel=amodel, tmodel="roberta")
     _randomize_bn(module.model)
     return module
 
@@ -232,6 +234,64 @@ def test_long_audio_windows_match_reference_crops(emb, ref, monkeypatch):
     np.testing.assert_allclose(ours[1], last[0], atol=2e-5)
 
 
+def fadtk_clip_path(name: str) -> Path:
+    """A real 10 s 48 kHz music clip shipped in the fadtk wheel (MIT)."""
+    spec = importlib.util.find_spec("fadtk")
+    if spec is None or spec.origin is None:
+        pytest.skip("fadtk wheel not installed (scripts/setup.sh installs it --no-deps)")
+    return Path(spec.origin).parent / "test" / "samples" / name
+
+
+def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    err = float(np.abs(got - want).max())
+    return err, err / float(np.abs(want).max())
+
+
+# Measured on fadtk's clips (mg-1741 mono, mubert-2120 stereo, mubert-806; 10 s and 3-4 s cuts), HTSAT-tiny and
+# HTSAT-base: max abs difference 0 (the same laion_clap model code and the same float32 operations on the same
+# samples). The bound leaves room for thread-count dependent reductions on other machines.
+CLAP_RTOL = 1e-5
+CLAP_FADTK_RTOL = 1e-5  # measured on mg-1648 (3.5 s, 4 windows): max abs 6.1e-8, rel 4.0e-7
+
+
+@pytest.mark.parametrize("clip", ["mg-1741.opus", "mubert-2120.opus"])
+def test_real_audio_matches_reference(emb, ref, clip):
+    """Real 10 s music (mono, and stereo mixed down by channel mean as librosa.load(mono=True) does) and a real
+    3 s cut: our decode + embed vs ``CLAP_Module.get_audio_embedding_from_data`` (clips at 48 kHz: no resampling)."""
+    path = fadtk_clip_path(clip)
+    x = load_audio(path, emb.audio)
+    raw, sr = sf.read(path, dtype="float32")
+    assert sr == SR
+    mono = raw.mean(axis=1, dtype=np.float64).astype(np.float32) if raw.ndim == 2 else raw
+    for ours_in, ref_in in ((x, mono), (x[: 3 * SR], mono[: 3 * SR])):
+        got = emb.embed(ours_in)["emb"]
+        want = ref.get_audio_embedding_from_data(ref_in[None])
+        assert got.shape == want.shape == (1, 512)
+        assert _rel(got, want)[1] < CLAP_RTOL
+
+
+def test_fadtk_windows_match_fadtk_clap_laion_model(ref, ckpt, tok_dir, text_cfg):
+    """fadtk 1.1.0 ``CLAPLaionModel._get_embedding`` (its own code: int16 round trip, 10-s chunks every 1 s,
+    zero-padded, each through ``CLAP_Module.get_audio_embedding_from_data``) on a real clip read by its own
+    ``load_wav``, vs ours with ``hop_s=1, tail="all", filling="pad"`` (what ``bench verify`` uses) on the same
+    samples. fadtk quantises twice (its own round trip, then laion_clap's), we once: at most 1 LSB apart."""
+    try:
+        from fadtk.model_loader import CLAPLaionModel
+    except ImportError as exc:
+        pytest.skip(f"fadtk cannot be imported ({exc})")
+    loader = object.__new__(CLAPLaionModel)  # its __init__ downloads the released checkpoint
+    loader.name, loader.sr, loader.min_len, loader.type = "clap-laion-audio", SR, -1, "audio"
+    loader.model, loader.device = ref, torch.device("cpu")
+    wav = loader.load_wav(fadtk_clip_path("mg-1648.opus"))[: int(3.5 * SR)]  # int16 / 32768, float64
+    want = loader._get_embedding(wav).numpy()
+    ours = ClapEmbedder(
+        checkpoint=ckpt, tokenizer=tok_dir, text_config=text_cfg, device="cpu", hop_s=1.0, tail="all", filling="pad"
+    )
+    got = ours.embed(wav.astype(np.float32))["emb"]
+    assert got.shape == want.shape == (4, 512)
+    assert _rel(got, want)[1] < CLAP_FADTK_RTOL
+
+
 def test_text_embedding_matches_reference_and_counts_truncation(emb, ref, caplog):
     long_text = "the sound of " + "rain on a tin roof " * 8  # > 77 byte-level tokens with the tiny vocab
     texts = ["a dog barks", "the sea", long_text]
@@ -274,18 +334,58 @@ def test_fusion_variant_matches_reference(tmp_path, tok_dir, text_cfg, laion, ck
 
 
 @pytest.mark.slow
-def test_music_variant_is_htsat_base(tmp_path, text_cfg):
-    torch.manual_seed(2)
-    model, _ = build_clap_model("HTSAT-base", False, text_cfg)
-    _randomize_bn(model)
-    path = _save_checkpoint(model, tmp_path / "music.pt")
-    music = ClapEmbedder("music_speech", checkpoint=path, text_config=text_cfg, device="cpu")
+def test_music_variant_matches_reference_on_real_audio(tmp_path, tok_dir, text_cfg, laion):
+    """``music`` (HTSAT-base, fadtk's clap-laion-music) vs laion_clap's ``CLAP_Module(amodel="HTSAT-base")``
+    on a real 10 s clip and a real 4 s cut (repeat-padded)."""
+    ref = _reference_module(laion, tok_dir, text_cfg, fusion=False, seed=2, amodel="HTSAT-base")
+    path = _save_checkpoint(ref.model, tmp_path / "music.pt")
+    music = ClapEmbedder("music", checkpoint=path, tokenizer=tok_dir, text_config=text_cfg, device="cpu")
     assert music.model_cfg["audio_cfg"]["model_name"] == "base"
-    x = _audio(1.5, 10)
-    with torch.no_grad():  # laion_clap's CLAP.get_audio_embedding of the source model on the filled window
-        wave = torch.from_numpy(fill(int16_roundtrip(x), CLIP_SAMPLES))
-        want = model.get_audio_embedding([{"waveform": wave, "longer": torch.tensor([False])}]).numpy()
-    np.testing.assert_allclose(music.embed(x)["emb"], want, atol=2e-5)
+    x = load_audio(fadtk_clip_path("mubert-806.opus"), music.audio)
+    for clip in (x, x[: 4 * SR]):
+        got = music.embed(clip)["emb"]
+        want = ref.get_audio_embedding_from_data(clip[None])
+        assert got.shape == want.shape == (1, 512)
+        assert _rel(got, want)[1] < CLAP_RTOL
+
+
+def _released_checkpoint(arch: str, path: Path, fadtk_unpatched: bool = False) -> dict:
+    """A file with the released checkpoint's exact layout (golden names/shapes/dtypes, see
+    golden/make_clap_layout.py) inside a training checkpoint dict (epoch, name, optimizer). Every tensor is a
+    stride-0 view of one value, so the file is small but loads with the full shapes. fadtk >= 1.1 rewrites the
+    position_ids entry of its cached copy to the integer 0 (``unpatch_model_430``)."""
+    golden = json.loads((GOLDEN / f"clap_{arch}_keys.json").read_text())["keys"]
+    sd = {}
+    for i, (k, (shape, dtype)) in enumerate(golden.items()):
+        sd[k] = torch.full((), (i % 89) / 89.0, dtype=getattr(torch, dtype)).expand(shape)
+    sd["module.text_branch.embeddings.position_ids"] = 0 if fadtk_unpatched else torch.arange(514)[None]
+    optimizer = {
+        "state": {0: {"step": torch.tensor(5.0), "exp_avg": torch.zeros(3), "exp_avg_sq": torch.zeros(3)}},
+        "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "params": [0]}],
+    }
+    torch.save({"epoch": 45, "name": arch, "state_dict": sd, "optimizer": optimizer}, path)
+    return golden
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arch,variant,fadtk_unpatched",
+    [("htsat_tiny", "630k-audioset", False), ("htsat_tiny_fusion", "630k-fusion", False), ("htsat_base", "music", True)],
+)
+def test_released_key_layout_is_accepted(arch, variant, fadtk_unpatched, tmp_path):
+    """The full-size released layout (RoBERTa-base text tower, ``module.`` keys, position_ids, optimizer state)
+    loads through our real path with no missing or unexpected key, every tensor where it belongs."""
+    path = tmp_path / VARIANTS[variant].filename.replace(".pt", "_layout.pt")
+    golden = _released_checkpoint(arch, path, fadtk_unpatched)
+    assert path.stat().st_size < 5_000_000
+    emb = ClapEmbedder(variant, checkpoint=path, device="cpu")
+    loaded = emb.model.state_dict()
+    want = {k.removeprefix("module."): v for k, v in golden.items() if not k.endswith("embeddings.position_ids")}
+    assert {k: [list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in loaded.items()} == want
+    for i, k in enumerate(golden):
+        name = k.removeprefix("module.")
+        if name in loaded:
+            assert bool((loaded[name] == torch.tensor((i % 89) / 89.0, dtype=loaded[name].dtype)).all()), name
 
 
 # -- loading and availability ---------------------------------------------------------------------------------

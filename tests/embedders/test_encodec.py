@@ -1,20 +1,27 @@
-"""EnCodec embedder: random-init real EnCodec models (encodec 0.1.1), compared with the model's own encoder."""
+"""EnCodec embedder vs fadtk 1.1.0's ``EncodecEmbModel`` (its own ``load_wav``, whole-clip 24 kHz path and 1-s
+48 kHz segmenting), random-init real EnCodec models (encodec 0.1.1) saved to a file and loaded by our embedder,
+on real music clips from the fadtk wheel; released key layout from a golden list; loading and errors."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("encodec")
 
+from bench.audio import load_audio  # noqa: E402
 from bench.checkpoints import CheckpointUnavailable  # noqa: E402
 from bench.embedders.encodec import VARIANTS, EncodecEmbedder, build_encodec_model, to_channels  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
+GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 def _random_model(variant: str, seed: int):
@@ -41,39 +48,111 @@ def _noise(n: int, seed: int, ch: int | None = None) -> np.ndarray:
     return (0.1 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
 
 
-def test_24khz_matches_model_encoder(model24, emb24):
-    """Loaded weights (not the embedder's own init) reproduce ``model.encoder``; T = ceil(n / 320) at 75 Hz."""
-    x = _noise(31_200, 1)  # 1.3 s, not a multiple of the 320-sample hop
-    out = emb24.embed(x)["emb"]
-    with torch.no_grad():
-        want = model24[0].encoder(torch.from_numpy(x)[None, None])[0].T.numpy()
-    assert out.shape == (98, 128) and out.dtype == np.float32
-    np.testing.assert_allclose(out, want, atol=1e-5)
-    assert emb24.params()["checkpoint_sha256"] == emb24.checkpoints()["encodec"]["sha256"]
+# -- fadtk's EncodecEmbModel (fadtk 1.1.0 model_loader.py), run as it is, on real audio ------------------------
+
+
+def fadtk_clip_path(name: str) -> Path:
+    """A real 10 s 48 kHz mono music clip shipped in the fadtk wheel (MIT)."""
+    spec = importlib.util.find_spec("fadtk")
+    if spec is None or spec.origin is None:
+        pytest.skip("fadtk wheel not installed (scripts/setup.sh installs it --no-deps)")
+    return Path(spec.origin).parent / "test" / "samples" / name
+
+
+def _soundfile_torchaudio_load(path, *args, **kwargs):
+    """``torchaudio.load`` as fadtk calls it (``(channels, samples)`` float32 in [-1, 1], sr). torchaudio 2.9 needs
+    torchcodec for it, which is not installed; soundfile decodes the same Opus stream."""
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return torch.from_numpy(np.ascontiguousarray(x.T)), sr
+
+
+@pytest.fixture
+def fadtk_model(monkeypatch):
+    """``fadtk.model_loader.EncodecEmbModel(variant)`` after its own ``load_model()``, with encodec's factory
+    returning a given random model instead of downloading the released weights (the only change)."""
+    try:
+        from fadtk.model_loader import EncodecEmbModel
+    except ImportError as exc:
+        pytest.skip(f"fadtk cannot be imported ({exc}); requirements.txt installs hypy-utils for it")
+    from encodec import EncodecModel
+
+    monkeypatch.setattr("torchaudio.load", _soundfile_torchaudio_load)
+
+    def make(variant: str, model):
+        factory = VARIANTS["24khz" if variant == "24k" else "48khz"].factory
+        loader = EncodecEmbModel(variant)
+        loader.device = torch.device("cpu")
+        with monkeypatch.context() as patch:  # only while fadtk builds its model
+            patch.setattr(EncodecModel, factory, staticmethod(lambda: model))
+            loader.load_model()
+        assert loader.model is model
+        return loader
+
+    return make
+
+
+def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    err = float(np.abs(got - want).max())
+    return err, err / float(np.abs(want).max())
+
+
+# Measured on fadtk's clips (relative = max abs diff / max |fadtk|), float32 embeddings (``_get_embedding``):
+# - 24 kHz, mubert-2120 (stereo, mixed to mono), both resampling 48 -> 24 kHz with torchaudio's sinc:
+#   max abs 2.6e-7, rel 2.9e-6;
+# - 48 kHz 1-s segments: mubert-2120 (stereo kept) max abs 1.4e-6, rel 3.8e-7; mlm-974 (mono duplicated) 0.
+# fadtk stores its embeddings as float16 (``get_embedding``): against those, rel 3.4e-4 -- the largest remaining
+# difference (we keep float32).
+ENCODEC_RTOL = 1e-5
+FLOAT16_RTOL = 1e-3
+
+
+@pytest.mark.parametrize("clip", ["mubert-2120.opus"])
+def test_24khz_matches_fadtk_encodec_emb_on_real_audio(fadtk_model, model24, emb24, clip):
+    """fadtk ``encodec-emb``: ``load_wav`` (encodec's ``convert_audio`` to 24 kHz mono) + whole-clip encoder."""
+    path = fadtk_clip_path(clip)
+    loader = fadtk_model("24k", model24[0])
+    full = loader.load_wav(path)
+    assert full.shape == (1, 1, 240_000)
+    wav = full[..., :96_000]  # 4 s of the resampled clip (CPU time); fadtk encodes what it gets in one pass
+    want = loader._get_embedding(wav).numpy()
+    stored = loader.get_embedding(wav)  # what fadtk caches and computes FAD from
+    got = emb24.embed(load_audio(path, emb24.audio)[:96_000])["emb"]
+    assert got.shape == want.shape == (300, 128) and got.dtype == np.float32
+    assert _rel(got, want)[1] < ENCODEC_RTOL
+    assert stored.dtype == np.float16 and _rel(got, stored.astype(np.float32))[1] < FLOAT16_RTOL
 
 
 def test_24khz_batch_of_mixed_lengths_equals_single(emb24):
+    """T = ceil(n / 320) at 75 Hz; clips of different lengths in one batch equal their single-clip embeddings."""
     clips = [_noise(24_000, 2), _noise(7_000, 3), _noise(24_000, 4)]
     batch = emb24.embed_batch(clips)
     assert [b["emb"].shape[0] for b in batch] == [75, 22, 75]
     for clip, b in zip(clips, batch):
         np.testing.assert_allclose(b["emb"], emb24.embed(clip)["emb"], atol=1e-5)
+    assert emb24.params()["checkpoint_sha256"] == emb24.checkpoints()["encodec"]["sha256"]
 
 
-def test_48khz_segments_match_model_encoder(tmp_path):
-    """48 kHz: 1-s non-overlapping segments, mono duplicated to stereo (fadtk's encodec-emb-48k loop)."""
+def test_48khz_matches_fadtk_segmenting_on_real_audio(fadtk_model, tmp_path):
+    """fadtk ``encodec-emb-48k``: stereo kept, mono duplicated to stereo, consecutive 1-s segments encoded
+    separately and the frames concatenated; our embedder loads the same weights from a file. Clips are cut to
+    2.5 s / 1.5 s (CPU time), so the last segment is short."""
     model = _random_model("48khz", 5)
     path = tmp_path / "enc48.th"
     torch.save(model.state_dict(), path)
     emb = EncodecEmbedder("48khz", checkpoint=path, device="cpu", batch_size=4)
     assert emb.audio.sample_rate == 48000 and emb.name == "encodec_48k"
-    x = _noise(60_000, 6)  # 1.25 s: segments of 48000 and 12000 samples
-    out = emb.embed(x)["emb"]
-    stereo = torch.from_numpy(np.stack([x, x]))[None]
-    with torch.no_grad():
-        want = torch.cat([model.encoder(stereo[..., s : s + 48000])[0].T for s in range(0, 60_000, 48000)]).numpy()
-    assert out.shape == (150 + 38, 128)
-    np.testing.assert_allclose(out, want, atol=1e-5)
+    loader = fadtk_model("48k", model)
+    for name, seconds, channels in (("mubert-2120.opus", 2.5, 2), ("mlm-974.opus", 1.5, 1)):
+        clip = fadtk_clip_path(name)
+        n = int(seconds * 48000)
+        wav = loader.load_wav(clip)[..., :n]
+        assert wav.shape == (1, 2, n)
+        want = loader._get_embedding(wav).numpy()
+        x = sf.read(clip, dtype="float32")[0][:n]
+        assert x.ndim == channels  # (samples, 2) stereo is used as is; mono is duplicated
+        got = emb.embed(x)["emb"]
+        assert got.shape == want.shape == (int(seconds * 150), 128)
+        assert _rel(got, want)[1] < ENCODEC_RTOL
 
     # normalize=True: the encoder input EncodecModel._encode_frame builds (x / (1e-8 + rms)) for each segment
     norm = EncodecEmbedder("48khz", checkpoint=path, normalize=True, device="cpu")
@@ -81,15 +160,30 @@ def test_48khz_segments_match_model_encoder(tmp_path):
     hook = model.encoder.register_forward_hook(lambda m, inp, o: seen.append(o[0].T.detach().numpy()))
     try:
         with torch.no_grad():
-            model._encode_frame(stereo[..., :48000].clone())  # what encode() runs per 1-s segment
+            model._encode_frame(wav[..., :48000].clone())  # what encode() runs per 1-s segment
     finally:
         hook.remove()
     np.testing.assert_allclose(norm.embed(x[:48000])["emb"], seen[0], atol=1e-5)
-    # stereo (samples, 2) input is used as is
-    st = _noise(48_000, 7, ch=2)
-    with torch.no_grad():
-        want_st = model.encoder(torch.from_numpy(st.T.copy())[None])[0].T.numpy()
-    np.testing.assert_allclose(emb.embed(st)["emb"], want_st, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["24khz", "48khz"])
+def test_released_key_layout_is_accepted(variant, tmp_path):
+    """The released file's exact names, shapes and dtypes (golden list: the state dict encodec 0.1.1 loads it
+    into strictly; weight-norm ``weight_g``/``weight_v``, quantizer codebook buffers) load through our path."""
+    golden = json.loads((GOLDEN / f"encodec_{variant}_keys.json").read_text())["keys"]
+    g = torch.Generator().manual_seed(0)
+    sd = {k: torch.rand(shape, generator=g).to(getattr(torch, dtype)) for k, (shape, dtype) in golden.items()}
+    path = tmp_path / f"released_layout_{variant}.th"
+    torch.save(sd, path)
+    emb = EncodecEmbedder(variant, checkpoint=path, device="cpu")
+    loaded = emb.model.state_dict()
+    assert {k: [list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in loaded.items()} == golden
+    for k, v in sd.items():
+        assert torch.equal(loaded[k], v), k
+    sd.pop("encoder.model.0.conv.conv.bias")
+    torch.save(sd, path)
+    with pytest.raises(CheckpointUnavailable, match="not an EnCodec"):
+        EncodecEmbedder(variant, checkpoint=path, device="cpu")
 
 
 def test_to_channels():

@@ -142,7 +142,7 @@ def test_normalize_matches_wav2vec2_feature_extractor():
 @pytest.mark.parametrize("layer", [0, 2, -1])
 def test_embedder_matches_hubert_reference(ckpt, layer, fadtk_clip):
     folder, ref = ckpt
-    emb = MERTEmbedder(weights_path=str(folder), layer=layer, device="cpu")
+    emb = MERTEmbedder(checkpoint=str(folder), layer=layer, device="cpu")
     wav = fadtk_clip("mubert-806", SR, 1.0)[0]  # 1 s -> 24000 / 20 = 1200 frames for strides (5, 2, 2)
     out = emb.embed(wav)["emb"]
     expect = _reference_hidden(ref, wav, layer)
@@ -154,7 +154,7 @@ def test_embedder_matches_hubert_reference(ckpt, layer, fadtk_clip):
 
 def test_batch_of_unequal_lengths_equals_single_calls(ckpt):
     folder, _ = ckpt
-    emb = MERTEmbedder(weights_path=str(folder / "pytorch_model.bin"), layer=1, device="cpu", batch_size=2)
+    emb = MERTEmbedder(checkpoint=str(folder / "pytorch_model.bin"), layer=1, device="cpu", batch_size=2)
     wavs = [_wave(6000, 1), _wave(4000, 2), _wave(6000, 3)]
     batched = emb.embed_batch(wavs)
     for w, b in zip(wavs, batched, strict=True):
@@ -163,15 +163,15 @@ def test_batch_of_unequal_lengths_equals_single_calls(ckpt):
 
 def test_windowed_mode_concatenates_window_frames(ckpt):
     folder, _ = ckpt
-    emb = MERTEmbedder(weights_path=str(folder), layer=2, window_s=0.25, device="cpu")
+    emb = MERTEmbedder(checkpoint=str(folder), layer=2, window_s=0.25, device="cpu")
     wav = _wave(int(0.6 * SR))  # 3 windows of 6000 samples (last one padded)
     out = emb.embed(wav)["emb"]
-    per_window = MERTEmbedder(weights_path=str(folder), layer=2, device="cpu")._forward(
+    per_window = MERTEmbedder(checkpoint=str(folder), layer=2, device="cpu")._forward(
         normalize_input(wav)[None, :6000]
     )[0]
     assert out.shape == (3 * per_window.shape[0], 32)
     np.testing.assert_allclose(out[: per_window.shape[0]], per_window, rtol=1e-5, atol=1e-5)
-    assert emb.id != MERTEmbedder(weights_path=str(folder), layer=2, device="cpu").id
+    assert emb.id != MERTEmbedder(checkpoint=str(folder), layer=2, device="cpu").id
 
 
 @pytest.mark.parametrize("variant", ["plain", "deepnorm"])
@@ -188,7 +188,7 @@ def test_matches_official_mert_model_outputs(tmp_path, variant):
     torch.save(state, tmp_path / "pytorch_model.bin")
     hidden = gold[f"{variant}__hidden"]  # (n_layers + 1, frames, hidden)
     for layer in range(hidden.shape[0]):
-        out = MERTEmbedder(weights_path=str(tmp_path), layer=layer, device="cpu").embed(gold["wav"])["emb"]
+        out = MERTEmbedder(checkpoint=str(tmp_path), layer=layer, device="cpu").embed(gold["wav"])["emb"]
         assert out.shape == hidden[layer].shape == (599, 32)
         np.testing.assert_allclose(out, hidden[layer], rtol=0, atol=1e-5)
 

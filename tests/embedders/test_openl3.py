@@ -67,7 +67,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def embedder(weights):
-    return OpenL3Embedder(weights_path=str(weights), device="cpu")
+    return OpenL3Embedder(checkpoint=str(weights), device="cpu")
 
 
 @pytest.mark.filterwarnings("ignore:Empty filters")  # 256 htk bands at n_fft 2048: also empty in openl3
@@ -175,7 +175,7 @@ def test_torchopenl3_checkpoint_loads_and_embeddings_match(tmp_path, fadtk_clip,
     torch.save(m.state_dict(), path)
     ours = OpenL3Embedder(
         input_repr=input_repr, embedding_size=embedding_size, frontend="kapre_v0.1.4", hop_size=0.5,
-        weights_path=str(path), device="cpu",
+        checkpoint=str(path), device="cpu",
     )  # fmt: skip
     from bench.audio import prepare
 
@@ -186,7 +186,7 @@ def test_torchopenl3_checkpoint_loads_and_embeddings_match(tmp_path, fadtk_clip,
     ref = ref[0].numpy()
     got = ours.embed(prepare(wav, sr, ours.audio))["emb"]
     assert got.shape == ref.shape == (4, embedding_size)
-    # measured (mel256/512): max abs 1.9e-6 with max |embedding| 0.34
+    # measured (mel256/512): max abs <= 3.1e-6 with max |embedding| 0.34
     np.testing.assert_allclose(got, ref, rtol=0, atol=3e-5 * np.abs(ref).max())
 
 
@@ -216,18 +216,6 @@ def test_framing_matches_openl3(seconds, hop, center):
     np.testing.assert_array_equal(openl3_frames(x, hop, center), _openl3_reference_frames(x, hop, center))
 
 
-def test_6144_flatten_is_keras_channels_last():
-    torch.manual_seed(0)
-    net = OpenL3Net("mel256", 6144).eval()
-    maps = []
-    net.audio_embedding_layer.register_forward_hook(lambda mod, inp, out: maps.append(out))
-    with torch.no_grad():
-        out = net(torch.randn(1, 1, 256, 199))[0]
-        pooled = torch.nn.functional.max_pool2d(maps[0], 8)[0]  # Keras MaxPooling2D((8, 8)) -> (512, 4, 3)
-    assert maps[0].shape == (1, 512, 32, 24) and out.shape == (6144,)
-    np.testing.assert_array_equal(out.numpy(), pooled.permute(1, 2, 0).reshape(-1).numpy())  # (h, w, c) order
-
-
 def test_restricted_unpickler_loads_numpy_and_refuses_code(tmp_path):
     layers = _layer_dict(seed=3)
     path = tmp_path / "w.npz"
@@ -255,7 +243,7 @@ def test_embedder_shapes_and_weights(embedder, tmp_path):
     # same weights in Keras kernel layout (kh, kw, in, out) load to the same network
     keras = tmp_path / "keras_layout.npz"
     np.save(open(keras, "wb"), np.array(_layer_dict(keras_layout=True), dtype=object), allow_pickle=True)
-    other = OpenL3Embedder(weights_path=str(keras), device="cpu")
+    other = OpenL3Embedder(checkpoint=str(keras), device="cpu")
     for k, v in embedder.net.state_dict().items():
         torch.testing.assert_close(other.net.state_dict()[k], v)
     assert embedder.params()["frontend"] == "kapre_v0.3" and embedder.checkpoints()["openl3"]["sha256"]
@@ -277,7 +265,7 @@ def test_front_end_is_gain_invariant():
 
 
 def test_stereo_concatenates_channel_embeddings(weights, embedder):
-    st = OpenL3Embedder(weights_path=str(weights), channels=2, device="cpu")
+    st = OpenL3Embedder(checkpoint=str(weights), channels=2, device="cpu")
     assert st.audio.mono == "none" and st.id != embedder.id
     left, right = _wave(0.5, 4), _wave(0.5, 5, freq=220.0)
     out = st.embed(np.stack([left, right], axis=1))["emb"]

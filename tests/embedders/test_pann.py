@@ -1,6 +1,7 @@
-"""PANN CNN14: mel bank vs librosa, front end vs torchlibrosa, whole model vs the reference
-``Cnn14_16k`` / ``Cnn14`` code vendored in frechet-audio-distance 0.3.4 (random weights saved as a
-checkpoint in the published ``{"model": state_dict}`` layout and loaded through our real path)."""
+"""PANN CNN14: mel bank vs librosa, front end vs torchlibrosa, whole model vs the official code --
+``Cnn14_16k`` / ``Cnn14`` vendored in frechet-audio-distance 0.3.4 and ``Cnn14`` of the authors' panns_inference
+0.1.1 -- with random weights saved as a checkpoint in the published ``{"model": state_dict}`` layout and loaded
+through our real path, on synthetic noise and on real music clips from the fadtk wheel; released key layout."""
 
 from __future__ import annotations
 
@@ -235,3 +236,113 @@ def test_hydra_configs(ref16, tmp_path, monkeypatch):
         instantiate(node("pann_32k"), _convert_="all")
     assert isinstance(exc.value.__cause__, CheckpointUnavailable)
     assert "embedder.pann_32k.checkpoint" in str(exc.value.__cause__)
+
+
+# -- official code on real audio: panns_inference (32 kHz) and frechet-audio-distance's pipeline (16 kHz) ----
+
+
+def _panns_inference_models():
+    """``panns_inference/models.py`` (the PANNs authors' inference package) without its package ``__init__``,
+    whose ``config`` module downloads the label CSV into ``~/panns_data`` at import time."""
+    spec = importlib.util.find_spec("panns_inference")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("panns_inference not installed (requirements.txt)")
+    if "_panns_ref" not in sys.modules:
+        pkg = types.ModuleType("_panns_ref")
+        pkg.__path__ = list(spec.submodule_search_locations)
+        sys.modules["_panns_ref"] = pkg
+    return importlib.import_module("_panns_ref.models")
+
+
+def fadtk_clip_path(name: str) -> Path:
+    """A real 10 s 48 kHz music clip shipped in the fadtk wheel (MIT)."""
+    spec = importlib.util.find_spec("fadtk")
+    if spec is None or spec.origin is None:
+        pytest.skip("fadtk wheel not installed (scripts/setup.sh installs it --no-deps)")
+    return Path(spec.origin).parent / "test" / "samples" / name
+
+
+def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    err = float(np.abs(got - want).max())
+    return err, err / float(np.abs(want).max())
+
+
+@pytest.fixture(scope="module")
+def ref32(tmp_path_factory):
+    """panns_inference's ``Cnn14`` as its ``AudioTagging`` builds it (32 kHz, fmax 14000), random weights,
+    saved like the released ``Cnn14_mAP=0.431.pth`` (``{"iteration", "model"}``; AudioTagging reads ``["model"]``)."""
+    torch.manual_seed(3)
+    ref = _panns_inference_models().Cnn14(
+        sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=14000, classes_num=527
+    )
+    _randomise_bn(ref, 3)
+    ref.eval()
+    path = tmp_path_factory.mktemp("pann32") / "cnn14_32k_random.pth"
+    torch.save({"iteration": 660000, "model": ref.state_dict()}, path)
+    return ref, path
+
+
+@pytest.mark.parametrize("variant", ["cnn14_16k", "cnn14_32k"])
+def test_released_key_layout_is_accepted(variant, ref16, ref32):
+    """Every name and shape of the official ``state_dict()`` (front-end STFT kernels and mel bank included)
+    is consumed by our loader: the CNN keys load strictly, the front-end keys are checked and used."""
+    ref, path = ref16 if variant == "cnn14_16k" else ref32
+    layout = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    assert layout["logmel_extractor.melW"] == ((257, 64) if variant == "cnn14_16k" else (513, 64))
+    emb = PANNEmbedder(checkpoint=str(path), variant=variant, device="cpu")
+    ours = {k: tuple(v.shape) for k, v in emb.net.state_dict().items()}
+    ours["logmel_extractor.melW"] = tuple(emb.frontend.melW.shape)
+    real, imag = emb.frontend.dft_kernels()
+    ours["spectrogram_extractor.stft.conv_real.weight"] = real.shape
+    ours["spectrogram_extractor.stft.conv_imag.weight"] = imag.shape
+    assert ours == layout
+    sd = ref.state_dict()
+    for k, v in emb.net.state_dict().items():
+        assert torch.equal(v, sd[k]), k
+    assert torch.equal(emb.frontend.melW.float(), sd["logmel_extractor.melW"].float())
+
+
+# Measured on fadtk's clips (relative = max abs diff / max |reference embedding|):
+# - panns_inference Cnn14 on the same 32 kHz waveform: embedding max abs 1.2e-6 / 1.3e-6 (rel 3.4e-7 / 3.7e-7)
+#   on mg-1634 / mubert-1348, probabilities rel 3.5e-7 / 4.2e-7;
+# - frechet-audio-distance 0.3.4's whole pann pipeline (soundfile + resampy to 16 kHz + Cnn14_16k) vs ours
+#   configured as it (mono mean, resampy, no DC removal, no padding), mlm-1698: max abs 1.2e-6 (rel 3.0e-7).
+PANN_RTOL = 1e-5
+
+
+@pytest.mark.parametrize("clip", ["mg-1634.opus", "mubert-1348.opus"])
+def test_cnn14_32k_matches_panns_inference_on_real_audio(ref32, clip):
+    """``AudioTagging.inference`` = ``model.eval(); model(audio, None)`` on the 32 kHz waveform; both sides get
+    the waveform our pipeline decoded and resampled (panns_inference's README resamples with librosa)."""
+    from bench.audio import load_audio
+
+    ref, path = ref32
+    emb = PANNEmbedder(checkpoint=str(path), variant="cnn14_32k", device="cpu", remove_dc=False, min_samples=0)
+    assert emb.mel_source == "checkpoint"
+    wav = load_audio(fadtk_clip_path(clip), emb.audio)
+    out = emb.embed(wav)
+    with torch.no_grad():
+        r = ref(torch.from_numpy(wav)[None], None)
+    want_e, want_p = r["embedding"][0].numpy(), r["clipwise_output"][0].numpy()
+    assert (want_e > 0).mean() > 0.2  # a live network on real music
+    assert _rel(out["emb"][0], want_e)[1] < PANN_RTOL
+    assert _rel(out["probs"], want_p)[1] < PANN_RTOL
+
+
+def test_cnn14_16k_matches_frechet_audio_distance_pipeline_on_real_audio(ref16):
+    """frechet-audio-distance 0.3.4's pann path end to end: ``load_audio_task`` (soundfile, channel mean, resampy
+    to 16 kHz) then ``model(audio, None)["embedding"]``, vs our decode + resample + embed configured the same."""
+    from bench.audio import load_audio
+
+    ref, path = ref16
+    clip = fadtk_clip_path("mlm-1698.opus")
+    fad_utils = (_fad_pann_module(), importlib.import_module("_fad_ref.utils"))[1]
+    audio = fad_utils.load_audio_task(str(clip), 16000, 1, "float32")
+    with torch.no_grad():
+        want = ref(torch.tensor(audio).float()[None], None)["embedding"][0].numpy()
+    emb = PANNEmbedder(
+        checkpoint=str(path), device="cpu", remove_dc=False, min_samples=0,
+        audio={"mono": "mean", "resampler": "resampy_kaiser_best"},
+    )
+    got = emb.embed(load_audio(clip, emb.audio))["emb"][0]
+    assert _rel(got, want)[1] < PANN_RTOL

@@ -51,12 +51,14 @@ def test_missing_undecodable_ambiguous_and_extra_rows(tmp_path):
     m = FolderModel(path=str(root), pattern="{id}.*", report_extra="error")
     out = m.gather(prompts, tmp_path / "o", errors, "set", progress=False)
     assert list(out) == ["a"]
-    reasons = {r.item_id: r.reason for r in errors.rows}
+    reasons = {r.item_id: r.reason for r in errors.rows if r.item_id}
     assert reasons["b"] == "file does not decode"
     assert reasons["c"].startswith("ambiguous: 2 files match")
-    assert reasons["d"].startswith("no file for this prompt")
-    assert reasons[""] == "extra file not matched to any prompt"
-    assert [r.path for r in errors.rows if r.item_id == ""] == [str((root / "zzz.ogg").resolve())]
+    assert m.missing == ["d"]  # missing prompts: one summary row, the ids on the model (missing.csv in a run)
+    summary = [r for r in errors.rows if r.reason.startswith("no file for")]
+    assert len(summary) == 1 and summary[0].reason.startswith("no file for 1 of 4 prompts") and "'d'" in summary[0].reason
+    extra = [r for r in errors.rows if r.reason == "extra file not matched to any prompt"]
+    assert [r.path for r in extra] == [str((root / "zzz.ogg").resolve())]
     with pytest.raises(RunFailed):  # on_error=fail stops at the first bad item
         m.gather(prompts, tmp_path / "o", ErrorLog("fail"), "set", progress=False)
 
@@ -112,7 +114,8 @@ def test_keep_restricts_items_and_traversal_ids_find_nothing(tmp_path):
     m = FolderModel(path=str(root))
     out = m.gather(prompts, tmp_path / "o", errors, "s", progress=False, keep=lambda iid: iid != "b")
     assert list(out) == ["a"] and m.extra_files == []  # b's file is matched (by another shard), not extra
-    assert [r.item_id for r in errors.rows] == ["../secret"]
+    assert m.missing == ["../secret"] and len(errors.rows) == 1  # one summary row
+    assert errors.rows[0].reason.startswith("no file for 1 of 2 prompts")  # of this shard's 2 items
 
 
 def test_output_inside_audio_folder_writes_nothing(tmp_path):

@@ -64,7 +64,11 @@ def test_musiccaps_folder_experiment(tmp_path, helpers):
     with open(run_dir / "errors.csv", newline="") as f:
         errors = list(csv.DictReader(f))
     missing = [e for e in errors if e["model"] == "folder" and e["stage"] == "gather"]
-    assert [e["item_id"] for e in missing] == [ids[-1]] and missing[0]["reason"].startswith("no file for this prompt")
+    assert len(missing) == 1 and missing[0]["reason"].startswith(f"no file for 1 of {len(ids)} prompts")
+    listed = pd.read_csv(run_dir / "missing.csv", keep_default_na=False)
+    assert listed.values.tolist() == [["folder", "musiccaps", ids[-1], "missing"],
+                                      ["synth", "musiccaps", ids[-1], "excluded"]]  # coverage=intersect
+    assert set(board["n_samples"]) == {len(ids) - 1} and board["same_n"].all()
     extra = (run_dir / "audio" / "folder" / "musiccaps" / "extra_files.txt").read_text().split()
     assert extra == [str((gen / "not_a_prompt.wav").resolve())]
 

@@ -1,4 +1,4 @@
-"""Clotho loader (caption file not shipped: uses ../shared when present)."""
+"""Clotho loader (the caption file is not shipped; the tests use a 12-row excerpt, see tests/golden/prompts)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import soundfile as sf
 
 from bench.prompt_sets.clotho import load
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "prompts" / "clotho-evaluation.en.csv"
+EXCERPT = Path(__file__).resolve().parents[1] / "golden" / "prompts" / "clotho-evaluation-head12.csv"
 
 
 def test_missing_file_says_where_to_get_it(tmp_path):
@@ -34,10 +34,10 @@ def test_tiny_file_ids_with_spaces_commas_unicode(tmp_path):
     assert "non-commercial" in every.license
 
 
-@pytest.mark.skipif(not SHARED.is_file(), reason="../shared is absent")
 def test_real_evaluation_file():
-    df = pd.read_csv(SHARED, keep_default_na=False)
-    ps = load(str(SHARED))
-    assert len(ps) == 1045 and [p.id for p in ps] == df.file_name.tolist()
+    df = pd.read_csv(EXCERPT, keep_default_na=False)
+    ps = load(str(EXCERPT))
+    assert len(ps) == 12 and [p.id for p in ps] == df.file_name.tolist()
     assert [p.text for p in ps] == [c.strip() for c in df.caption_1]
-    assert len(load(str(SHARED), captions="all")) == 5225
+    every = load(str(EXCERPT), captions="all")
+    assert len(every) == 60 and [p.text for p in every][:5] == [df[f"caption_{k}"][0].strip() for k in range(1, 6)]

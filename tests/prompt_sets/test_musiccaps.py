@@ -15,7 +15,8 @@ from bench.prompt_sets.musiccaps import load
 REPO = Path(__file__).resolve().parents[2]
 CSV = REPO / "bench" / "datasets" / "musiccaps" / "musiccaps-public.csv"
 REFINED = REPO / "bench" / "datasets" / "musiccaps" / "musiccaps-refined-fadtk.csv"
-SHARED_OPENAI = REPO.parent / "shared" / "data" / "prompts" / "musiccaps-public-openai.csv"
+#: fadtk's musiccaps-public-openai.csv (MIT): ytid + openai_refine of every 50th row and of the 5 empty/"None" rows
+OPENAI_EXCERPT = REPO / "tests" / "golden" / "prompts" / "musiccaps-openai-refine-excerpt.csv"
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +65,19 @@ def test_refined_and_aspects_texts(df):
         load(str(CSV), text="refined")
 
 
-@pytest.mark.skipif(not SHARED_OPENAI.is_file(), reason="../shared is absent")
-def test_refined_file_is_fadtks_column_unchanged():
-    fadtk = pd.read_csv(SHARED_OPENAI, keep_default_na=False)
-    direct = load(str(SHARED_OPENAI), text="refined")  # fadtk's own file carries the column
-    shipped = load(str(CSV), text="refined", refined_path=str(REFINED))
-    assert [p.text for p in direct] == [p.text for p in shipped]
-    assert len(direct) == int((~fadtk.openai_refine.str.strip().isin(["", "None"])).sum()) == 5516
+def test_refined_file_is_fadtks_column_unchanged(tmp_path):
+    fadtk = pd.read_csv(OPENAI_EXCERPT, keep_default_na=False)
+    shipped = pd.read_csv(REFINED, keep_default_na=False).set_index("ytid")
+    assert shipped.loc[fadtk.ytid, "openai_refine"].tolist() == fadtk.openai_refine.tolist()
+    # a file in fadtk's own layout (MusicCaps columns + openai_refine) loads to the same prompts
+    public = pd.read_csv(CSV, keep_default_na=False).set_index("ytid").loc[fadtk.ytid].reset_index()
+    public["openai_refine"] = fadtk.openai_refine.values
+    public.to_csv(tmp_path / "fadtk-layout.csv", index=False)
+    direct = load(str(tmp_path / "fadtk-layout.csv"), text="refined")
+    bad = fadtk.openai_refine.str.strip().isin(["", "None"])
+    assert [p.id for p in direct] == fadtk.ytid[~bad].tolist() and int(bad.sum()) == 5
+    by_id = {p.id: p.text for p in load(str(CSV), text="refined", refined_path=str(REFINED))}
+    assert [p.text for p in direct] == [by_id[p.id] for p in direct]
 
 
 def test_subsets_are_deterministic_and_ordered():

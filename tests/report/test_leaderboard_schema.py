@@ -38,6 +38,7 @@ def test_wide_frame_ranks_and_marks_unavailable():
     assert list(wide["model"]) == ["b", "a", "c"]  # lower FAD first, unavailable last
     assert list(wide["rank"]) == [1, 2, 3]
     assert "fad.n_frames@e" not in wide.columns  # bookkeeping stays in the long table
-    assert wide.loc[wide["model"] == "c", "fad@e"].item() == "unavailable: no checkpoint"
+    assert pd.isna(wide.loc[wide["model"] == "c", "fad@e"].item())  # empty cell; the reason is in the long table
+    assert list(wide.columns[:7]) == ["run_id", "model", "prompt_set", "reference_set", "rank", "n_samples", "same_n"]
     assert wide.loc[wide["model"] == "a", "kl"].item() == 0.5
     assert isinstance(wide, pd.DataFrame) and wide.attrs["sorted_by"] == "fad@e"
