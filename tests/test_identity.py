@@ -24,7 +24,7 @@ PINNED = {
     ("metric", "fad_inf"): "fad_inf-fdb8a4cee6ac",
     ("metric", "inception_score"): "inception_score-900531a46311",
     ("metric", "kad"): "kad-3e8cab1f8e2d",
-    ("metric", "kl"): "kl-e40e8b04b82e",
+    ("metric", "kl"): "kl-f7ecf0caa8c1",  # report_directions (i10): cached results differ in their extras
     ("metric", "memorization"): "memorization-8020fdda2c3f",
     ("metric", "prdc"): "prdc-647eb03a58be",
     ("embedder", "logmel"): "logmel-9ba1298a7b77",

@@ -73,7 +73,7 @@ class CLAPScore(BootstrapMetric):
         super().__init__(**bootstrap)
 
     def text_embeddings(self, inp: MetricInput, prompt_ids: Sequence[str]) -> np.ndarray:
-        missing = [p for p in prompt_ids if p not in inp.texts]
+        missing = [p for p in prompt_ids if not str(inp.texts.get(p) or "").strip()]  # e.g. prompts=[files]
         if missing:
             raise MetricUnavailable(f"CLAP score needs prompt texts; {len(missing)} missing (e.g. {missing[0]!r})")
         texts = [inp.texts[p] for p in prompt_ids]

@@ -154,8 +154,10 @@ def test_the_run_finishes_with_the_good_files(bad_run):
     assert (fad["status"] == "ok").all(), fad[["status", "reason"]]
     assert np.isfinite(fad["value"]).all()
     # oracle: 7 hostile prompts whose paired clips include nan_inf / text / one_ms (errors) -> 4 usable
-    assert fad.loc["oracle", "n"] == 4 and fad.loc["synth", "n"] == len(HOSTILE_IDS)
     m = json.loads((bad_run["dir"] / "manifest.json").read_text())
+    cov = m["coverage"]["hostile"]  # coverage=intersect: synth and noise get the prompt ids the oracle produced
+    assert cov["covered"]["synth"] == len(HOSTILE_IDS) and cov["n_common"] == cov["covered"]["oracle"] < len(HOSTILE_IDS)
+    assert fad.loc["oracle", "n"] == 4 and fad.loc["synth", "n"] == fad.loc["noise", "n"] == cov["n_common"]
     assert m["reference_sets"]["bad"]["n_items"] == len(GOOD) + len(EXPECTED) - 2  # directory + dangling dropped
     n_warn = sum(s == "warning" for s, _ in EXPECTED.values())
     assert m["n_warnings"] >= n_warn and m["n_errors"] >= len(EXPECTED) - n_warn
