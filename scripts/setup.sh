@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip wheel setuptools
   .venv/bin/pip install -q -r requirements.txt
   # data-only wheels: installed without their (TensorFlow) dependencies, never imported
-  .venv/bin/pip install -q --no-deps musicnn==0.1.0 aisfx==0.1.2 fadtk==1.1.0
+  .venv/bin/pip install -q --no-deps musicnn==0.1.0 aisfx==0.1.2 fadtk==1.1.0 audiobox-aesthetics==0.0.4
   # official OpenL3 port for the parity tests; its resampy<0.3 pin would downgrade resampy
   .venv/bin/pip install -q --no-deps torchopenl3==1.0.1
   .venv/bin/pip install -q --no-deps --no-build-isolation -e .

@@ -1,7 +1,7 @@
 """The README's main job: the offline demo through the real `bench` console script.
 
 Runs a subset of the demo (10 prompts, 21 reference clips) with the real musicnn weights, twice:
-the leaderboard must rank oracle < synth < noise on FAD, report VGGish as unavailable with the
+the leaderboard must rank oracle < synth < noise on FAD, KAD and MAD, report VGGish as unavailable with the
 reason, and the second run must recompute nothing.
 """
 
@@ -42,7 +42,7 @@ def demo_runs(tmp_path_factory):
         "prompts.demo.limit=10",
         "reference.demo.limit=21",
         "embedder=[musicnn,vggish]",
-        "metric=[fad,kad]",
+        "metric=[fad,kad,mad]",
         "metric.fad.n_bootstrap=50",
         "progress=false",
     ]
@@ -63,6 +63,8 @@ def test_demo_ranks_oracle_best_and_noise_worst(demo_runs):
     fad = pd.to_numeric(board.set_index("model")["fad@musicnn"])
     assert fad["oracle"] < fad["synth"] < fad["noise"], fad
     kad = pd.to_numeric(board.set_index("model")["kad@musicnn"])
+    mad = pd.to_numeric(board.set_index("model")["mad@musicnn"])
+    assert mad["oracle"] < mad["synth"] < mad["noise"], mad
     assert kad["oracle"] < kad["synth"] < kad["noise"], kad
     assert list(board["model"]) == ["oracle", "synth", "noise"] and list(board["rank"]) == [1, 2, 3]
     assert (board["n_samples"] == 10).all()

@@ -1,8 +1,9 @@
 """Identity from construction (bench.identity): params()/id come from the constructor arguments.
 
 The pinned ids below were computed with the hand-written ``params()`` methods that preceded the
-derived ones (commit 3217661): cache entries written before stay valid. ``clap_score`` is the one
-intended change (``per_item`` was missing from its id).
+derived ones (commit 3217661): cache entries written before stay valid. Intended changes:
+``clap_score`` (``per_item`` was missing from its id) and ``kl``, whose later ``report_directions``
+argument (it decides which extras a result holds) enters the id because it is a constructor argument.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ PINNED = {
     ("metric", "fad_inf"): "fad_inf-fdb8a4cee6ac",
     ("metric", "inception_score"): "inception_score-900531a46311",
     ("metric", "kad"): "kad-3e8cab1f8e2d",
-    ("metric", "kl"): "kl-f7ecf0caa8c1",  # report_directions (i10): cached results differ in their extras
+    ("metric", "kl"): "kl-f7ecf0caa8c1",  # kl-e40e8b04b82e before report_directions existed
     ("metric", "memorization"): "memorization-8020fdda2c3f",
     ("metric", "prdc"): "prdc-647eb03a58be",
     ("embedder", "logmel"): "logmel-9ba1298a7b77",
@@ -59,6 +60,12 @@ def test_ids_unchanged_by_derived_identity(group, key):
             pytest.skip(f"{key} weights not installed")
         raise
     assert obj.id == PINNED[(group, key)]
+
+
+def test_kl_id_depends_on_report_directions():
+    from bench.metrics.kl import KL
+
+    assert KL(report_directions=True).id != KL().id
 
 
 def test_clap_score_id_depends_on_per_item():

@@ -275,7 +275,9 @@ class MERTEmbedder(Embedder):
         device: str = "auto",
         batch_size: int = 8,
         weights_path: str | None = None,  # deprecated alias of checkpoint
+        config_key: str = "embedder.mert",
     ):
+        self.config_key = config_key
         super().__init__(audio=audio, device=device, batch_size=batch_size)
         if variant not in VARIANTS:
             raise ValueError(f"unknown MERT variant {variant!r}; choose one of {sorted(VARIANTS)}")
@@ -283,7 +285,7 @@ class MERTEmbedder(Embedder):
             raise ValueError(f"window_s must be positive or None, got {window_s}")
         self.variant = variant
         self.window_s = None if window_s is None else float(window_s)
-        checkpoint = renamed_argument(checkpoint, weights_path, "weights_path", "embedder.mert")
+        checkpoint = renamed_argument(checkpoint, weights_path, "weights_path", self.config_key)
         self._files = self._resolve_files(checkpoint, config_path)
         mert_cfg = json.loads(self._files["config"][0].read_text())
         sr = int(mert_cfg.get("sample_rate", 24000))
@@ -312,7 +314,7 @@ class MERTEmbedder(Embedder):
                 filename=f"{self.variant}.config.json",
                 url=HF_RESOLVE.format(repo=repo, file="config.json"),
                 env_var=f"{env}_CONFIG",
-                config_key="embedder.mert.config_path",
+                config_key=f"{self.config_key}.config_path",
             ),
             "weights": CheckpointSpec(
                 filename=f"{self.variant}.pytorch_model.bin",
@@ -321,7 +323,7 @@ class MERTEmbedder(Embedder):
                 source=f"Hugging Face LFS sha256 of {repo} pytorch_model.bin",
                 hub_aliases=("pytorch_model.bin",),
                 env_var=f"{env}_WEIGHTS",
-                config_key="embedder.mert.checkpoint",
+                config_key=f"{self.config_key}.checkpoint",
             ),
         }
 
@@ -333,7 +335,7 @@ class MERTEmbedder(Embedder):
             found = [folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()]
             if not found:
                 raise CheckpointUnavailable(
-                    f"embedder.mert.checkpoint={folder} has no model.safetensors or pytorch_model.bin. "
+                    f"{self.config_key}.checkpoint={folder} has no model.safetensors or pytorch_model.bin. "
                     + specs["weights"].how_to_provide()
                 )
             weights_path = str(found[0])

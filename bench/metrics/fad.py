@@ -441,9 +441,6 @@ class FADInf(Metric):
         self.seed = int(seed)
         self.eps = float(eps)
 
-    def params(self) -> dict:
-        return {"name": self.name, "steps": self.steps, "min_n": self.min_n, "seed": self.seed, "eps": self.eps}
-
     def compute(self, inp: MetricInput) -> MetricResult:
         assert inp.ref is not None
         if not inp.gen.has_items:

@@ -99,6 +99,7 @@ def read_long(path: str | Path) -> pd.DataFrame:
 #: bookkeeping extras (frame counts, flags) that stay in the long table only
 WIDE_EXCLUDED_EXTRAS: tuple[str, ...] = (
     "n_frames", "ref_n_frames", "rank_deficient", "n_ref", "n_gen", "n_rows", "ref_n_rows", "n_unpaired", "bandwidth",
+    "mauve", "mauve_star", "frontier_integral", "n_clusters", "pca_dim", "n_unvoiced",  # MAD's (MAUVE runs the other way)
 )
 
 
