@@ -198,7 +198,13 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
 
 def _read_mixed(path: Path, info, frames: int, method: str) -> np.ndarray:
     """Decode ``frames`` frames block by block, mixing down each block (memory: one mono copy)."""
-    out = np.empty(frames, dtype=np.float32)
+    return _read_mixdowns(path, frames, (method,))[method]
+
+
+def _read_mixdowns(path: Path, frames: int, methods: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Decode the first ``frames`` frames block by block, mixing each block down by every method
+    (memory: one mono copy per method, never the multichannel file)."""
+    out = {m: np.empty(frames, dtype=np.float32) for m in methods}
     pos = 0
     try:
         with sf.SoundFile(str(path)) as f:
@@ -206,13 +212,14 @@ def _read_mixed(path: Path, info, frames: int, method: str) -> np.ndarray:
                 block = f.read(min(_BLOCK, frames - pos), dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
-                out[pos : pos + block.shape[0]] = mixdown(block, method)
+                for m in methods:
+                    out[m][pos : pos + block.shape[0]] = mixdown(block, m)
                 pos += block.shape[0]
     except Exception as exc:
         raise AudioError(f"cannot decode ({type(exc).__name__}: {exc})") from exc
     if pos == 0:
         raise AudioError("empty audio (0 samples)")
-    return out[:pos]
+    return {m: a[:pos] for m, a in out.items()}
 
 
 def mixdown(x: np.ndarray, method: str = "mean") -> np.ndarray:
@@ -383,22 +390,7 @@ def _decode_signals(path: Path, info, frames: int, methods: set[str]) -> dict[st
     reading more frames and slicing gives the same samples).
     """
     if info.channels > 1 and "none" not in methods:
-        out = {m: np.empty(frames, dtype=np.float32) for m in methods}
-        pos = 0
-        try:
-            with sf.SoundFile(str(path)) as f:
-                while pos < frames:
-                    block = f.read(min(_BLOCK, frames - pos), dtype="float32", always_2d=True)
-                    if block.shape[0] == 0:
-                        break
-                    for m in methods:
-                        out[m][pos : pos + block.shape[0]] = mixdown(block, m)
-                    pos += block.shape[0]
-        except Exception as exc:
-            raise AudioError(f"cannot decode ({type(exc).__name__}: {exc})") from exc
-        if pos == 0:
-            raise AudioError("empty audio (0 samples)")
-        return {m: a[:pos] for m, a in out.items()}
+        return _read_mixdowns(path, frames, tuple(methods))
     try:
         x, _ = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
     except Exception as exc:

@@ -78,37 +78,7 @@ ORDER = ("vggish", "pann", "musicnn", "aisfx", "logmel", "clap", "encodec", "mer
 WARMUP_S = 5.0
 RESULTS = ROOT / "benchmarks" / "results"
 
-#: text tower of the random CLAP checkpoints: roberta-base with 1 layer (audio embedding never runs it)
-CLAP_TEXT = {"num_hidden_layers": 1, "intermediate_size": 64, "max_position_embeddings": 80, "vocab_size": 300}
-
-#: m-a-p/MERT-v1-95M config.json (architecture fields as published; HuBERT-base sizes, 24 kHz, 75 Hz frames)
-MERT_V1_95M_CONFIG: dict[str, Any] = {
-    "architectures": ["MERTModel"],
-    "model_type": "mert_model",
-    "attention_relax": -1.0,
-    "deepnorm": False,
-    "feature_extractor_cqt": False,
-    "feature_extractor_cqt_bins": 336,
-    "sample_rate": 24000,
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "hidden_act": "gelu",
-    "conv_dim": [512] * 7,
-    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-    "conv_bias": False,
-    "feat_extract_norm": "group",
-    "feat_extract_activation": "gelu",
-    "feat_proj_layer_norm": True,
-    "do_stable_layer_norm": False,
-    "num_conv_pos_embeddings": 128,
-    "num_conv_pos_embedding_groups": 16,
-    "layer_norm_eps": 1e-5,
-    "vocab_size": 32,
-}
-
+from benchmarks.random_embedders import CLAP_TEXT, MERT_V1_95M_CONFIG  # noqa: E402  (one definition)
 
 # -- helpers ------------------------------------------------------------------------------------------------
 

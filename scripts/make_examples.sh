@@ -34,7 +34,7 @@ text = f"""# Example results
 
 Written by `scripts/make_examples.sh` from the code of this commit: the offline demo (`bench` with no
 arguments: 28 MusicCaps prompts, 42 real reference clips, oracle / synth / noise; musicnn, VGGish and CLAP
-embedders x FAD, KAD, KL, CLAP score, where the pairs that can never be computed are no columns and VGGish /
+embedders x FAD, KAD, MAD, KL, CLAP score, where the pairs that can never be computed are no columns and VGGish /
 CLAP show empty cells offline, with the reason in `leaderboard_long.csv` and the Markdown notes).
 `demo/` holds its tables, `errors.csv` and the cold run's `manifest.json` (audio and `report.html`, which
 embeds audio previews, are not committed).

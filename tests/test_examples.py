@@ -44,7 +44,8 @@ def test_example_board_has_only_computable_columns_and_no_reason_text():
     board = pd.read_csv(EXAMPLE / "leaderboard.csv")
     assert list(board.columns) == [
         "run_id", "model", "prompt_set", "reference_set", "rank", "n_samples", "same_n",
-        "fad@musicnn", "kad@musicnn", "kl@musicnn", "fad@vggish", "kad@vggish", "fad@clap", "kad@clap",
+        "fad@musicnn", "kad@musicnn", "mad@musicnn", "kl@musicnn", "fad@vggish", "kad@vggish", "mad@vggish",
+        "fad@clap", "kad@clap", "mad@clap",
         "clap_score@clap",
     ]
     cells = board.drop(columns=["run_id", "model", "prompt_set", "reference_set"])
