@@ -165,26 +165,29 @@ def pairwise_accuracy(human: np.ndarray, metric: np.ndarray) -> float:
     return float(agree.mean())
 
 
-def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall tau-b (:func:`scipy.stats.kendalltau`); NaN when fewer than 2 finite pairs or a side is constant."""
-    from scipy.stats import kendalltau
-
+def _finite_pairs(x: np.ndarray, y: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The finite pairs of ``x``, ``y`` as float64, or None when fewer than ``min_n`` or a side is constant."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 2 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return math.nan
-    return float(kendalltau(x[ok], y[ok]).statistic)
+    if ok.sum() < min_n or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return None
+    return x[ok], y[ok]
 
 
-def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
+def kendall_tau(x: np.ndarray, y: np.ndarray, min_n: int = 2) -> float:
+    """Kendall tau-b (:func:`scipy.stats.kendalltau`); NaN when fewer than ``min_n`` finite pairs or a side is constant."""
+    from scipy.stats import kendalltau
+
+    pairs = _finite_pairs(x, y, min_n)
+    return math.nan if pairs is None else float(kendalltau(*pairs).statistic)
+
+
+def spearman_rho(x: np.ndarray, y: np.ndarray, min_n: int = 2) -> float:
     """Spearman rho (:func:`scipy.stats.spearmanr`, average ranks); NaN as for :func:`kendall_tau`."""
     from scipy.stats import spearmanr
 
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 2 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return math.nan
-    return float(spearmanr(x[ok], y[ok]).statistic)
+    pairs = _finite_pairs(x, y, min_n)
+    return math.nan if pairs is None else float(spearmanr(*pairs).statistic)
 
 
 def win_rates(a: np.ndarray, b: np.ndarray, y: np.ndarray, w: np.ndarray, n_systems: int) -> np.ndarray:

@@ -223,14 +223,10 @@ def run_sensitivity(cfg: DictConfig | dict, run_dir: str | Path | None = None) -
 
 # -- analysis --------------------------------------------------------------------------------
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rho (average ranks for ties); NaN when either side is constant."""
-    from scipy.stats import spearmanr
+    """Spearman rho of severity vs value (average ranks for ties); NaN with < 3 points or a constant side."""
+    from bench.meta.agreement import spearman_rho
 
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return math.nan
-    return float(spearmanr(x[ok], y[ok]).statistic)
+    return spearman_rho(x, y, min_n=3)
 
 
 def effect_size(delta: float, replicates: np.ndarray) -> tuple[float, float]:
