@@ -187,6 +187,11 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
     frames = -1
     if max_seconds is not None and info.frames > 0:
         frames = min(info.frames, int(math.ceil(max_seconds * info.samplerate)))
+    return _read_frames(path, frames)
+
+
+def _read_frames(path: Path, frames: int) -> tuple[np.ndarray, int]:
+    """The first ``frames`` frames (-1: all) as ``(samples, channels)`` float32 and the rate in Hz."""
     try:
         data, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
     except Exception as exc:
@@ -194,11 +199,6 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
     if data.size == 0:
         raise AudioError("empty audio (0 samples)")
     return data, int(sr)
-
-
-def _read_mixed(path: Path, info, frames: int, method: str) -> np.ndarray:
-    """Decode ``frames`` frames block by block, mixing down each block (memory: one mono copy)."""
-    return _read_mixdowns(path, frames, (method,))[method]
 
 
 def _read_mixdowns(path: Path, frames: int, methods: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -360,16 +360,7 @@ def load_audio_report(path: str | Path, spec: AudioSpec) -> LoadedAudio:
         if frames > cap:
             notes.append(f"truncated to {spec.max_duration_s:g} s (file is {frames / sr:.1f} s)")
             frames = cap
-    if info.channels > 1 and spec.mono != "none":
-        x = _read_mixed(path, info, frames, spec.mono)
-    else:
-        try:
-            x, _ = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
-        except Exception as exc:
-            raise AudioError(f"cannot decode ({type(exc).__name__}: {exc})") from exc
-        if x.size == 0:
-            raise AudioError("empty audio (0 samples)")
-        x = mixdown(x, spec.mono) if spec.mono != "none" else x
+    x = _decode_signals(path, info, frames, {spec.mono})[spec.mono]
     check_waveform(x, sr, spec)
     if note := silence_note(x):
         notes.append(note)
@@ -391,12 +382,7 @@ def _decode_signals(path: Path, info, frames: int, methods: set[str]) -> dict[st
     """
     if info.channels > 1 and "none" not in methods:
         return _read_mixdowns(path, frames, tuple(methods))
-    try:
-        x, _ = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise AudioError(f"cannot decode ({type(exc).__name__}: {exc})") from exc
-    if x.size == 0:
-        raise AudioError("empty audio (0 samples)")
+    x, _ = _read_frames(path, frames)
     return {m: (x if m == "none" else mixdown(x, m)) for m in methods}
 
 
