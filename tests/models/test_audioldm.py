@@ -1,5 +1,5 @@
 """AudioLDM / AudioLDM2 adapters on tiny random components assembled into the real diffusers pipelines
-(component configs from diffusers' own fast tests), saved to disk and loaded back through the adapter."""
+(component configs from diffusers' own fast tests; tests/tiny_generators.py), loaded through the adapter."""
 
 from __future__ import annotations
 
@@ -20,141 +20,14 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 P = [Prompt("a", "a dog barks in the rain"), Prompt("b/../c", "a hammer hits wood")]
 
 
-def _unet_vae_scheduler_vocoder(unet_cls, **unet_kw):
-    from diffusers import AutoencoderKL, DDIMScheduler
-    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
-
-    torch.manual_seed(0)
-    unet = unet_cls(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        **unet_kw,
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
-    )
-    torch.manual_seed(0)
-    vae = AutoencoderKL(
-        block_out_channels=[32, 64],
-        in_channels=1,
-        out_channels=1,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-    )
-    vocoder = SpeechT5HifiGan(
-        SpeechT5HifiGanConfig(
-            model_in_dim=8,
-            sampling_rate=16000,
-            upsample_initial_channel=16,
-            upsample_rates=[2, 2],
-            upsample_kernel_sizes=[4, 4],
-            resblock_kernel_sizes=[3, 7],
-            resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]],
-            normalize_before=False,
-        )
-    )
-    return {"unet": unet, "scheduler": scheduler, "vae": vae, "vocoder": vocoder}
-
-
-def _clap_text_config(**kw):
-    from transformers import ClapTextConfig
-
-    return ClapTextConfig(
-        bos_token_id=0,
-        eos_token_id=2,
-        intermediate_size=37,
-        layer_norm_eps=1e-05,
-        pad_token_id=1,
-        vocab_size=1000,
-        **kw,
-    )
+@pytest.fixture(scope="module")
+def tiny_audioldm(tiny_checkpoint):
+    return tiny_checkpoint("audioldm")
 
 
 @pytest.fixture(scope="module")
-def tiny_audioldm(tmp_path_factory, roberta_tokenizer):
-    from diffusers import AudioLDMPipeline, UNet2DConditionModel
-    from transformers import ClapTextModelWithProjection
-
-    comps = _unet_vae_scheduler_vocoder(
-        UNet2DConditionModel,
-        cross_attention_dim=(32, 64),
-        class_embed_type="simple_projection",
-        projection_class_embeddings_input_dim=32,
-        class_embeddings_concat=True,
-    )
-    torch.manual_seed(0)
-    text_encoder = ClapTextModelWithProjection(
-        _clap_text_config(hidden_size=32, num_attention_heads=4, num_hidden_layers=5, projection_dim=32)
-    )
-    pipe = AudioLDMPipeline(text_encoder=text_encoder, tokenizer=roberta_tokenizer, **comps)
-    path = tmp_path_factory.mktemp("audioldm")
-    pipe.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_audioldm2(tmp_path_factory, roberta_tokenizer, t5_tokenizer):
-    from diffusers import AudioLDM2Pipeline, AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel
-    from transformers import (
-        ClapAudioConfig,
-        ClapConfig,
-        ClapFeatureExtractor,
-        ClapModel,
-        GPT2Config,
-        GPT2Model,
-        T5Config,
-        T5EncoderModel,
-    )
-
-    comps = _unet_vae_scheduler_vocoder(
-        AudioLDM2UNet2DConditionModel, cross_attention_dim=([None, 16, 32], [None, 16, 32])
-    )
-    torch.manual_seed(0)
-    audio_cfg = ClapAudioConfig(
-        spec_size=64,
-        window_size=4,
-        num_mel_bins=64,
-        intermediate_size=37,
-        layer_norm_eps=1e-05,
-        depths=[2, 2],
-        num_attention_heads=[2, 2],
-        num_hidden_layers=2,
-        hidden_size=192,
-        projection_dim=16,
-        patch_size=2,
-        patch_stride=2,
-        patch_embed_input_channels=4,
-    )
-    text_cfg = _clap_text_config(hidden_size=16, num_attention_heads=2, num_hidden_layers=2, projection_dim=16)
-    text_encoder = ClapModel(
-        ClapConfig(text_config=text_cfg.to_dict(), audio_config=audio_cfg.to_dict(), projection_dim=16)
-    )
-    torch.manual_seed(0)
-    text_encoder_2 = T5EncoderModel(T5Config(vocab_size=64, d_model=32, d_ff=37, d_kv=8, num_heads=2, num_layers=2))
-    torch.manual_seed(0)
-    language_model = GPT2Model(GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=1000, n_ctx=99, n_positions=99))
-    language_model.config.max_new_tokens = 8
-    torch.manual_seed(0)
-    projection = AudioLDM2ProjectionModel(text_encoder_dim=16, text_encoder_1_dim=32, langauge_model_dim=16)
-    pipe = AudioLDM2Pipeline(
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=roberta_tokenizer,
-        tokenizer_2=t5_tokenizer,
-        feature_extractor=ClapFeatureExtractor(hop_length=7900),
-        language_model=language_model,
-        projection_model=projection,
-        **comps,
-    )
-    path = tmp_path_factory.mktemp("audioldm2")
-    pipe.save_pretrained(path)
-    return path
+def tiny_audioldm2(tiny_checkpoint):
+    return tiny_checkpoint("audioldm2")
 
 
 @pytest.mark.parametrize("kind", ["audioldm", "audioldm2"])

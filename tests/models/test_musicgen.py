@@ -1,4 +1,4 @@
-"""MusicGen adapter on a tiny random ``MusicgenForConditionalGeneration`` saved to disk and loaded back.
+"""MusicGen adapter on a tiny random ``MusicgenForConditionalGeneration`` (tests/tiny_generators.py) loaded from disk.
 
 References: transformers' own greedy CFG generation (token-exact) and its logits warpers.
 """
@@ -16,57 +16,16 @@ from bench.errors import ErrorLog  # noqa: E402
 from bench.models.base import ModelUnavailable  # noqa: E402
 from bench.models.musicgen import MusicGenModel, filter_logits, make_seeded_sampler  # noqa: E402
 from bench.prompts import Prompt  # noqa: E402
+from tests.tiny_generators import MUSICGEN_SR  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-SR = 8000  # tiny EnCodec: hop 32 -> 250 Hz frames, 2 codebooks
+SR = MUSICGEN_SR
 
 
 @pytest.fixture(scope="module")
-def tiny_musicgen(tmp_path_factory, t5_tokenizer):
-    from transformers import (
-        EncodecConfig,
-        EncodecFeatureExtractor,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        MusicgenProcessor,
-        T5Config,
-    )
-
-    text = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
-    audio = EncodecConfig(
-        sampling_rate=SR,
-        target_bandwidths=[3.0],
-        num_filters=4,
-        num_residual_layers=1,
-        upsampling_ratios=[8, 4],
-        codebook_size=64,
-        hidden_size=16,
-        num_lstm_layers=1,
-        codebook_dim=16,
-    )
-    dec = MusicgenDecoderConfig(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=1,
-        ffn_dim=32,
-        num_attention_heads=4,
-        num_codebooks=2,
-        pad_token_id=64,
-        bos_token_id=64,
-        max_position_embeddings=256,
-    )
-    torch.manual_seed(0)
-    model = MusicgenForConditionalGeneration(MusicgenConfig.from_sub_models_config(text, audio, dec))
-    for layer in model.audio_encoder.quantizer.layers:  # EnCodec codebooks start at zero: make codes audible
-        layer.codebook.embed.normal_()
-    model.generation_config.pad_token_id = model.generation_config.decoder_start_token_id = 64
-    model.generation_config.do_sample, model.generation_config.top_k = True, 250  # as the released configs
-    path = tmp_path_factory.mktemp("musicgen")
-    model.save_pretrained(path)
-    MusicgenProcessor(EncodecFeatureExtractor(feature_size=1, sampling_rate=SR), t5_tokenizer).save_pretrained(path)
-    return path
+def tiny_musicgen(tiny_checkpoint):
+    return tiny_checkpoint("musicgen")
 
 
 P = [Prompt("-0Gj8-vB1q4", "slow sad piano song"), Prompt("b", "fast techno beat with drums and bass")]

@@ -18,66 +18,17 @@ from bench.errors import ErrorLog  # noqa: E402
 from bench.models.base import ModelUnavailable  # noqa: E402
 from bench.models.stable_audio import StableAudioOpenModel  # noqa: E402
 from bench.prompts import Prompt  # noqa: E402
+from tests.tiny_generators import STABLE_AUDIO_SR  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-SR = 400  # tiny Oobleck VAE: 2x downsampling, 4 latent frames -> 8 samples = 0.02 s
+SR = STABLE_AUDIO_SR  # tiny Oobleck VAE: 2x downsampling, 4 latent frames -> 8 samples = 0.02 s
 P = [Prompt("x", "rain on a car"), Prompt("y", "a man speaks")]
 
 
 @pytest.fixture(scope="module")
-def tiny_stable_audio(tmp_path_factory, t5_tokenizer):
-    from diffusers import (
-        AutoencoderOobleck,
-        EDMDPMSolverMultistepScheduler,
-        StableAudioDiTModel,
-        StableAudioPipeline,
-        StableAudioProjectionModel,
-    )
-    from transformers import T5Config, T5EncoderModel
-
-    torch.manual_seed(0)
-    transformer = StableAudioDiTModel(
-        sample_size=4,
-        in_channels=3,
-        num_layers=2,
-        attention_head_dim=4,
-        num_key_value_attention_heads=2,
-        out_channels=3,
-        cross_attention_dim=4,
-        time_proj_dim=8,
-        global_states_input_dim=8,
-        cross_attention_input_dim=4,
-    )
-    # the released CosineDPMSolverMultistepScheduler needs torchsde; its EDM sibling has the same interface
-    scheduler = EDMDPMSolverMultistepScheduler(
-        solver_order=2, prediction_type="v_prediction", sigma_data=1.0, sigma_schedule="exponential"
-    )
-    torch.manual_seed(0)
-    vae = AutoencoderOobleck(
-        encoder_hidden_size=6,
-        downsampling_ratios=[1, 2],
-        decoder_channels=3,
-        decoder_input_channels=3,
-        audio_channels=2,
-        channel_multiples=[2, 4],
-        sampling_rate=SR,
-    )
-    torch.manual_seed(0)
-    text_encoder = T5EncoderModel(T5Config(vocab_size=64, d_model=32, d_ff=37, d_kv=8, num_heads=2, num_layers=2))
-    torch.manual_seed(0)
-    projection = StableAudioProjectionModel(text_encoder_dim=32, conditioning_dim=4, min_value=0, max_value=32)
-    pipe = StableAudioPipeline(
-        transformer=transformer,
-        scheduler=scheduler,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=t5_tokenizer,
-        projection_model=projection,
-    )
-    path = tmp_path_factory.mktemp("stable_audio")
-    pipe.save_pretrained(path)
-    return path
+def tiny_stable_audio(tiny_checkpoint):
+    return tiny_checkpoint("stable_audio")
 
 
 def test_generate_stereo_seeded_and_gather(tiny_stable_audio, tmp_path):
