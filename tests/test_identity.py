@@ -133,6 +133,9 @@ def test_params_are_name_fixed_facts_and_value_args():
 #: derived ones (commit 0b31112), paths replaced by placeholders: generated outputs on disk (keyed by
 #: the hash of these params) stay valid across the change
 MODEL_GOLDEN = CONFIG_DIR.parents[1] / "tests" / "golden" / "model_params.json"
+#: intended changes: the manifest column names of a folder model decide which file each prompt gets
+COLUMNS = {"id_column": "id", "path_column": "path", "sample_column": "sample"}
+INTENDED = {"folder": COLUMNS, "folders": COLUMNS}
 DEGRADED = {"_target_": "bench.models.degraded.DegradedClips", "degradation": "lowpass", "level": 4000.0}
 
 
@@ -163,7 +166,7 @@ def model_params(key: str, tiny_checkpoint, folder) -> dict[str, Any]:
     return json.loads(text)
 
 
-MODEL_KEYS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")) + ["degraded"]
+MODEL_KEYS = [*sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")), "degraded"]
 
 
 @pytest.fixture(scope="module")
@@ -187,4 +190,4 @@ def test_model_params_unchanged_by_derived_identity(key, tiny_checkpoint, model_
     if os.environ.get("GENAUDIO_BENCH_WRITE_GOLDEN") == "model_params":
         golden[key] = got
         MODEL_GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
-    assert got == golden[key]
+    assert got == {**golden[key], **INTENDED.get(key, {})}

@@ -7,12 +7,10 @@ import dataclasses
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
-from bench.errors import ErrorLog  # noqa: E402
 from bench.models.riffusion import (  # noqa: E402
     RiffusionModel,
     SpectrogramParams,
@@ -81,9 +79,9 @@ def tiny_riffusion(tiny_checkpoint):
     return tiny_checkpoint("riffusion")
 
 
-def test_adapter_generates_seeded_audio(tiny_riffusion, tmp_path):
+def test_adapter_width_from_duration_and_peak_normalised(tiny_riffusion):
     m = RiffusionModel(
-        local_path=str(tiny_riffusion),
+        checkpoint=str(tiny_riffusion),
         device="cpu",
         duration_s=0.5,
         num_inference_steps=2,
@@ -96,18 +94,13 @@ def test_adapter_generates_seeded_audio(tiny_riffusion, tmp_path):
     a, b = m.generate(prompts, [1, 2])
     assert a.shape == (22050,) and np.all(np.isfinite(a))
     assert np.abs(a).max() == pytest.approx(10 ** (-0.1 / 20), rel=1e-5)
-    (b_alone,) = m.generate(prompts[1:], [2])
-    np.testing.assert_allclose(b_alone, b, atol=1e-4)
-    errors = ErrorLog()
-    out = m.gather(prompts, tmp_path / "riff", errors, "s", progress=False)
-    assert sorted(out) == ["p1", "p2"] and not errors.rows
-    assert sf.info(str(out["p1"])).samplerate == 44100
+    assert b.shape == (22050,) and np.abs(b - a).max() > 1e-3
 
 
 @pytest.mark.gpu
 def test_adapter_generates_on_cuda(tiny_riffusion):
     kw = dict(duration_s=0.5, num_inference_steps=2, height=64, width="auto", spectrogram={"num_griffin_lim_iters": 4})
-    m = RiffusionModel(local_path=str(tiny_riffusion), device="cuda", **kw)
+    m = RiffusionModel(checkpoint=str(tiny_riffusion), device="cuda", **kw)
     prompts = [Prompt("p1", "jazz piano"), Prompt("p2", "techno beat")]
     a, b = m.generate(prompts, [1, 2])
     assert a.shape == b.shape == (22050,) and np.all(np.isfinite(a))
