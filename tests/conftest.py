@@ -204,6 +204,38 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str],
     return get
 
 
+@pytest.fixture(scope="session")
+def tiny_embedder_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``tiny_embedder_checkpoint(kind) -> Path``: a random checkpoint of an official embedder architecture in
+    its released layout (``tests/tiny_embedders.py``: vggish, pann_16k, clap_htsat_tiny, ...), built once a session."""
+    from tests import tiny_embedders
+
+    built: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in built:
+            import torch
+
+            n = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                built[kind] = tiny_embedders.BUILDERS[kind](tmp_path_factory.mktemp(kind))
+            finally:
+                torch.set_num_threads(n)
+        return built[kind]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_overrides(tiny_embedder_checkpoint) -> Callable[[str], dict[str, Any]]:
+    """``tiny_embedder_overrides(key) -> dict``: constructor overrides that build ``configs/embedder/<key>.yaml``
+    here (its ``checkpoint`` etc. on :func:`tiny_embedder_checkpoint` files; ``{}`` when it needs no weights)."""
+    from tests import tiny_embedders
+
+    return lambda key: tiny_embedders.overrides(key, tiny_embedder_checkpoint)
+
+
 @pytest.fixture(scope="module")
 def single_thread():
     """Run torch single-threaded for the test: tiny CPU ops are 10x+ slower with spinning intra-op threads

@@ -432,7 +432,7 @@ class ClapEmbedder(Embedder):
         clap_windows(np.zeros(1, np.float32), CLIP_SAMPLES, self.hop, tail, 1, filling)  # validate the options
         self.quantize_int16 = bool(quantize_int16)
         self.text_batch_size = int(text_batch_size)
-        self._tokenizer_arg = tokenizer
+        self.tokenizer = tokenizer  # where the vocabulary is (the constructor argument, as every argument)
         self._tokenizer = None
         self._tokenizer_source: str | None = None
         #: texts cut at 77 tokens by the last :meth:`embed_text` call (count and indices), and over all calls
@@ -512,15 +512,15 @@ class ClapEmbedder(Embedder):
 
     # -- text -------------------------------------------------------------------------------------------------
     @property
-    def tokenizer(self):
+    def text_tokenizer(self):
         """The roberta-base tokenizer, resolved on first use (raises :class:`EmbedderUnavailable`)."""
         if self._tokenizer is None:
-            self._tokenizer, self._tokenizer_source = resolve_roberta_tokenizer(self._tokenizer_arg)
+            self._tokenizer, self._tokenizer_source = resolve_roberta_tokenizer(self.tokenizer)
         return self._tokenizer
 
     def count_truncated(self, texts: Sequence[str]) -> list[int]:
         """Indices of texts longer than 77 RoBERTa tokens (incl. <s> and </s>), which CLAP truncates."""
-        ids = self.tokenizer(list(texts), truncation=False, padding=False, verbose=False)["input_ids"]
+        ids = self.text_tokenizer(list(texts), truncation=False, padding=False, verbose=False)["input_ids"]
         return [i for i, seq in enumerate(ids) if len(seq) > TEXT_MAX_TOKENS]
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
@@ -543,7 +543,7 @@ class ClapEmbedder(Embedder):
         outs = []
         with torch.inference_mode():
             for i in range(0, len(texts), self.text_batch_size):
-                enc = self.tokenizer(
+                enc = self.text_tokenizer(
                     texts[i : i + self.text_batch_size],
                     padding="max_length",
                     truncation=True,

@@ -251,7 +251,7 @@ class PANNEmbedder(Embedder):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
         if self.audio.sample_rate != v.sample_rate:
             raise ValueError(f"{variant} needs {v.sample_rate} Hz input, audio.sample_rate={self.audio.sample_rate}")
-        self.variant = variant
+        self.variant, self._spec = variant, v
         self.remove_dc = bool(remove_dc)
         self.min_samples = int(min_samples)
         if window_s is None and hop_s is not None:
@@ -320,7 +320,7 @@ class PANNEmbedder(Embedder):
 
     # -- identity --------------------------------------------------------------------------------------
     def derived_params(self) -> dict[str, Any]:
-        v = VARIANTS[self.variant]
+        v = self._spec  # the front end built (``variant`` itself is a value argument)
         return {
             "checkpoint_sha256": self.checkpoint_sha256,
             "frontend": {

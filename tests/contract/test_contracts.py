@@ -2,9 +2,10 @@
 
 Embedders (``bench/configs/embedder/*.yaml``): offline, with no weights anywhere, the error names the
 config key to set; every constructor argument is in the id, declared as not changing outputs, or
-recorded through a resolved alias (a weights path by its digest); backends that build here (weight-free
-or weights shipped as wheels) give finite float32 ``(T, D)`` frames, ``embed_batch`` equals ``embed``,
-and their id moves with every value-affecting argument. Metrics (``bench/configs/metric/*.yaml``): the
+recorded through a resolved alias (a weights path by its digest); every backend -- weight-free, weights
+shipped as wheels, or random weights of its official architecture in the released layout
+(``tests/tiny_embedders.py``) -- gives finite float32 ``(T, D)`` frames, ``embed_batch`` equals ``embed``,
+classifiers one probability per class name, and its id moves with every value-affecting argument. Metrics (``bench/configs/metric/*.yaml``): the
 same identity contract. Model adapters (``bench/configs/model/*.yaml``; generators on tiny random
 checkpoints of their official architectures, ``tests/tiny_generators.py``): the offline message, the
 identity contract, and ``gather``: one decodable file per item, generators at their rate and length,
@@ -120,8 +121,8 @@ def clips():
 
 
 @pytest.mark.parametrize("key", EMBEDDERS)
-def test_embedder_output_and_identity_contract(key, clips, single_thread):
-    emb = _built("embedder", key)
+def test_embedder_output_and_identity_contract(key, clips, single_thread, tiny_embedder_overrides):
+    emb = instantiate({**_cfg("embedder", key), **tiny_embedder_overrides(key)})
     sr = emb.audio.sample_rate
     wavs = [w if sr == 16000 else np.resize(w, int(len(w) * sr / 16000)) for w in clips]
     one = [emb.embed(w) for w in wavs]
