@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -19,44 +17,21 @@ import torch
 from bench.checkpoints import CheckpointUnavailable
 from bench.embedders.frontends import PANNLogMel, slaney_mel_matrix
 from bench.embedders.pann import VARIANTS, PANNEmbedder, audioset_labels
-
-
-def _fad_pann_module():
-    """``frechet_audio_distance/models/pann.py`` without running the package ``__init__`` (which imports
-    laion_clap and needs network access); loaded under a private alias so the real package is untouched."""
-    spec = importlib.util.find_spec("frechet_audio_distance")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("frechet_audio_distance not installed")
-    if "_fad_ref" not in sys.modules:
-        pkg = types.ModuleType("_fad_ref")
-        pkg.__path__ = list(spec.submodule_search_locations)
-        sys.modules["_fad_ref"] = pkg
-    return importlib.import_module("_fad_ref.models.pann")
-
-
-def _randomise_bn(model: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) * 2 - 1)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+from tests.tiny_embedders import (
+    cnn14_16k_reference,
+    cnn14_32k_reference,
+    fad_pann_module,
+    load_reference,
+    randomise_bn,
+)
 
 
 @pytest.fixture(scope="module")
-def ref16(tmp_path_factory):
-    torch.manual_seed(0)
-    ref = _fad_pann_module().Cnn14_16k(
-        sample_rate=16000, window_size=512, hop_size=160, mel_bins=64, fmin=50, fmax=8000, classes_num=527
-    )
-    _randomise_bn(ref, 0)
-    ref.eval()
-    path = tmp_path_factory.mktemp("pann") / "cnn14_16k_random.pth"
-    torch.save({"iteration": 0, "model": ref.state_dict()}, path)
-    return ref, path
+def ref16(tiny_embedder_checkpoint):
+    """frechet-audio-distance's ``Cnn14_16k`` with the session's random checkpoint (``{"iteration", "model"}``,
+    the released layout; tests/tiny_embedders.py)."""
+    path = tiny_embedder_checkpoint("pann_16k")
+    return load_reference(cnn14_16k_reference(), path, "model"), path
 
 
 def _noise(n: int, seed: int = 0, scale: float = 0.3) -> np.ndarray:
@@ -142,16 +117,15 @@ def test_batches_equal_lengths_only(ref16, emb16):
     win = PANNEmbedder(checkpoint=str(ref16[1]), device="cpu", window_s=1.0, hop_s=0.5, min_samples=0)
     out = win.embed(_noise(16000 * 2))
     assert out["emb"].shape == (3, 2048) and out["probs"].shape == (527,)
-    assert win.id != emb16.id
 
 
 def test_reference_cnn14_32k_with_its_own_mel_bank(tmp_path, caplog):
     """frechet-audio-distance builds the 32 kHz model with fmax=16000; the checkpoint's filter bank wins."""
     torch.manual_seed(1)
-    ref = _fad_pann_module().Cnn14(
+    ref = fad_pann_module().Cnn14(
         sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=16000, classes_num=527
     )
-    _randomise_bn(ref, 1)
+    randomise_bn(ref, 1)
     ref.eval()
     path = tmp_path / "cnn14_32k_random.pth"
     torch.save({"model": ref.state_dict()}, path)
@@ -214,44 +188,7 @@ def test_labels():
     assert (names[0], names[137], names[500], names[526]) == ("Speech", "Music", "Silence", "Field recording")
 
 
-CONFIGS = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
-
-
-def test_hydra_configs(ref16, tmp_path, monkeypatch):
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    def node(key):
-        cfg = OmegaConf.create({"device": "cpu", "batch_size": 2, "embedder": OmegaConf.load(CONFIGS / f"{key}.yaml")})
-        return cfg.embedder[key]
-
-    emb = instantiate(node("pann"), checkpoint=str(ref16[1]), _convert_="all")
-    assert isinstance(emb, PANNEmbedder) and emb.variant == "cnn14_16k" and emb.audio.sample_rate == 16000
-    for var in ("GENAUDIO_BENCH_HOME", "TORCH_HOME", "HOME"):
-        monkeypatch.setenv(var, str(tmp_path / var))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("GENAUDIO_BENCH_PANN_32K", raising=False)
-    with pytest.raises(InstantiationException) as exc:  # the pipeline unwraps it
-        instantiate(node("pann_32k"), _convert_="all")
-    assert isinstance(exc.value.__cause__, CheckpointUnavailable)
-    assert "embedder.pann_32k.checkpoint" in str(exc.value.__cause__)
-
-
 # -- official code on real audio: panns_inference (32 kHz) and frechet-audio-distance's pipeline (16 kHz) ----
-
-
-def _panns_inference_models():
-    """``panns_inference/models.py`` (the PANNs authors' inference package) without its package ``__init__``,
-    whose ``config`` module downloads the label CSV into ``~/panns_data`` at import time."""
-    spec = importlib.util.find_spec("panns_inference")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("panns_inference not installed (requirements.txt)")
-    if "_panns_ref" not in sys.modules:
-        pkg = types.ModuleType("_panns_ref")
-        pkg.__path__ = list(spec.submodule_search_locations)
-        sys.modules["_panns_ref"] = pkg
-    return importlib.import_module("_panns_ref.models")
 
 
 def fadtk_clip_path(name: str) -> Path:
@@ -268,18 +205,12 @@ def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def ref32(tmp_path_factory):
-    """panns_inference's ``Cnn14`` as its ``AudioTagging`` builds it (32 kHz, fmax 14000), random weights,
-    saved like the released ``Cnn14_mAP=0.431.pth`` (``{"iteration", "model"}``; AudioTagging reads ``["model"]``)."""
-    torch.manual_seed(3)
-    ref = _panns_inference_models().Cnn14(
-        sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=14000, classes_num=527
-    )
-    _randomise_bn(ref, 3)
-    ref.eval()
-    path = tmp_path_factory.mktemp("pann32") / "cnn14_32k_random.pth"
-    torch.save({"iteration": 660000, "model": ref.state_dict()}, path)
-    return ref, path
+def ref32(tiny_embedder_checkpoint):
+    """panns_inference's ``Cnn14`` as its ``AudioTagging`` builds it (32 kHz, fmax 14000) with the session's random
+    checkpoint saved like the released ``Cnn14_mAP=0.431.pth`` (``{"iteration", "model"}``; AudioTagging reads
+    ``["model"]``)."""
+    path = tiny_embedder_checkpoint("pann_32k")
+    return load_reference(cnn14_32k_reference(), path, "model"), path
 
 
 @pytest.mark.parametrize("variant", ["cnn14_16k", "cnn14_32k"])
@@ -336,7 +267,7 @@ def test_cnn14_16k_matches_frechet_audio_distance_pipeline_on_real_audio(ref16):
 
     ref, path = ref16
     clip = fadtk_clip_path("mlm-1698.opus")
-    fad_utils = (_fad_pann_module(), importlib.import_module("_fad_ref.utils"))[1]
+    fad_utils = (fad_pann_module(), importlib.import_module("_fad_ref.utils"))[1]
     audio = fad_utils.load_audio_task(str(clip), 16000, 1, "float32")
     with torch.no_grad():
         want = ref(torch.tensor(audio).float()[None], None)["embedding"][0].numpy()

@@ -25,6 +25,7 @@ from bench.embedders.vggish import (
     log_mel_examples,
     tf_fad_normalize,
 )
+from tests.tiny_embedders import torchvggish, vggish_pca_params, vggish_reference
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "vggish_frontend.npz"  # shipped; provenance: golden/README.md
 CASES = ("sine440_16k_mono", "noise_44k_stereo", "chirp_48k_mono", "am_22k_mono", "silence_16k_mono")
@@ -124,7 +125,7 @@ def test_hub_hash_prefix():
 
 
 def _torchvggish():
-    return pytest.importorskip("torchvggish", reason="torchvggish==0.2 not installed (requirements.txt)")
+    return torchvggish()
 
 
 def fadtk_clip(name: str = "mg-1634.opus") -> tuple[np.ndarray, int]:
@@ -136,33 +137,13 @@ def fadtk_clip(name: str = "mg-1634.opus") -> tuple[np.ndarray, int]:
     return x, sr
 
 
-def _randomise(model: nn.Module, seed: int) -> nn.Module:
-    """Random weights scaled so activations stay O(1) through all 9 layers (default init shrinks them)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
-def ref_files(tmp_path_factory):
-    """torchvggish's ``VGG`` (random weights) saved exactly as the released ``vggish-10086976.pth`` (its
-    ``state_dict()``: torchvggish loads that file with ``load_state_dict(strict=True)``) plus PCA parameters in
-    the released ``vggish_pca_params-970ea276.pth`` layout (numpy arrays under Google's names)."""
-    tv = _torchvggish()
-    ref = _randomise(tv.torchvggish._vgg(postprocess=False), 0)
-    d = tmp_path_factory.mktemp("vggish")
-    ckpt = d / "vggish_random.pth"
-    torch.save(ref.state_dict(), ckpt)
-    rng = np.random.default_rng(0)
-    pca = {"pca_eigen_vectors": rng.standard_normal((128, 128)) * 0.3, "pca_means": rng.standard_normal(128) * 0.05}
-    pca_path = d / "vggish_pca_random.pth"
-    torch.save(pca, pca_path)
-    return ref, ckpt, pca_path, pca
+def ref_files(tiny_embedder_checkpoint):
+    """torchvggish's ``VGG`` with the weights of the session's random checkpoint in the released
+    ``vggish-10086976.pth`` layout (its ``state_dict()``: torchvggish loads that file strictly), plus PCA parameters
+    in the released ``vggish_pca_params-970ea276.pth`` layout (tests/tiny_embedders.py)."""
+    ckpt, pca_path = tiny_embedder_checkpoint("vggish"), tiny_embedder_checkpoint("vggish_pca")
+    return vggish_reference(ckpt), ckpt, pca_path, vggish_pca_params(0)
 
 
 def _official_examples(wav: np.ndarray, sr: int) -> torch.Tensor:
@@ -309,7 +290,6 @@ def test_batching_and_short_clips(ref_files):
     assert strict.embed(wavs[1])["emb"].shape == (0, 128)
     tf = VGGishEmbedder(checkpoint=str(ckpt), device="cpu", framing="tf_fad", peak_normalize=True)
     assert tf.embed(wavs[0])["emb"].shape == (3, 128)
-    assert tf.id != emb.id
 
 
 def test_params_identify_weights_and_preprocessing(ref_files):
@@ -350,21 +330,3 @@ def test_wrong_layout_is_refused(tmp_path):
     torch.save({"conv.weight": torch.zeros(2, 2)}, p)
     with pytest.raises(CheckpointUnavailable, match="layout"):
         VGGishEmbedder(checkpoint=str(p), device="cpu")
-
-
-CONFIGS = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
-
-
-@pytest.mark.parametrize("key", ["vggish", "vggish_tf", "vggish_pca"])
-def test_hydra_configs_instantiate(key, ref_files):
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    _, ckpt, pca_path, _ = ref_files
-    cfg = OmegaConf.create({"device": "cpu", "batch_size": 2, "embedder": OmegaConf.load(CONFIGS / f"{key}.yaml")})
-    node = cfg.embedder[key]
-    assert node.config_key == f"embedder.{key}"
-    emb = instantiate(node, checkpoint=str(ckpt), pca_checkpoint=str(pca_path), _convert_="all")
-    assert isinstance(emb, VGGishEmbedder) and emb.audio == VGGishEmbedder.default_audio
-    out = emb.embed(np.zeros(16000, np.float32))
-    assert out["emb"].shape == (1, 128) and np.isfinite(out["emb"]).all()
