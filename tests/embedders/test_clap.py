@@ -2,7 +2,7 @@
 
 laion_clap cannot be imported offline as is (it downloads the bert/roberta/bart tokenizers at import and
 roberta-base weights in ``CLAP.__init__``). For the reference side we let those ``from_pretrained`` calls
-return a tiny *real* ``RobertaTokenizer`` (BPE vocab written below) and a tiny *real* ``RobertaModel``
+return a tiny *real* ``RobertaTokenizer`` (BPE vocab, tests/tiny_embedders.py) and a tiny *real* ``RobertaModel``
 (1 layer, hidden 768 because laion_clap hard-codes ``Linear(768, 512)``), then run laion_clap's
 ``CLAP_Module.get_audio_embedding_from_data`` / ``get_text_embedding`` / ``get_audio_features`` /
 ``get_mel`` with the same weights and inputs as our embedder.
@@ -14,7 +14,6 @@ import importlib.util
 import json
 import logging
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,6 @@ from bench.checkpoints import CheckpointUnavailable  # noqa: E402
 from bench.embedders.base import EmbedderUnavailable  # noqa: E402
 from bench.embedders.clap import (  # noqa: E402
     CLIP_SAMPLES,
-    ROBERTA_BASE,
     VARIANTS,
     ClapEmbedder,
     clap_windows,
@@ -43,55 +41,27 @@ from bench.embedders.clap import (  # noqa: E402
     log_mel,
     resolve_roberta_tokenizer,
 )
+from tests.tiny_embedders import (  # noqa: E402
+    clap_reference_module,
+    clap_text_config,
+    hf_stand_ins,
+    save_clap_checkpoint,
+)
 
 SR = 48000
-TINY_TEXT = {"num_hidden_layers": 1, "intermediate_size": 64, "max_position_embeddings": 80}
-MERGES = ["Ġ t", "Ġ a", "h e", "Ġt he", "i n", "Ġa n", "e r", "o n", "Ġ s", "o u"]
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------
-def _write_tiny_roberta_tokenizer(folder: Path) -> int:
-    """Byte-level BPE vocab (specials + 256 byte symbols + merges); returns the vocab size."""
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for ch in bytes_to_unicode().values():
-        vocab.setdefault(ch, len(vocab))
-    for m in MERGES:
-        vocab.setdefault(m.replace(" ", ""), len(vocab))
-    vocab["<mask>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(MERGES) + "\n", encoding="utf-8")
-    return len(vocab)
+@pytest.fixture(scope="module")
+def tok_dir(tiny_embedder_checkpoint) -> Path:
+    return tiny_embedder_checkpoint("roberta_tokenizer")
 
 
 @pytest.fixture(scope="module")
-def tok_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("roberta-tiny")
-
-
-@pytest.fixture(scope="module")
-def text_cfg(tok_dir) -> dict:
-    return {**TINY_TEXT, "vocab_size": _write_tiny_roberta_tokenizer(tok_dir)}
-
-
-@contextmanager
-def hf_stand_ins(tok_dir: Path, text_cfg: dict):
-    """``from_pretrained`` of the HF tokenizers/RobertaModel return tiny real local objects (laion_clap side)."""
-    tok = transformers.RobertaTokenizer(vocab_file=str(tok_dir / "vocab.json"), merges_file=str(tok_dir / "merges.txt"))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    for cls in (transformers.BertTokenizer, transformers.RobertaTokenizer, transformers.BartTokenizer):
-        mp.setattr(cls, "from_pretrained", classmethod(lambda c, *a, **k: tok))
-    cfg = transformers.RobertaConfig(**{**ROBERTA_BASE, **text_cfg})
-    mp.setattr(transformers.RobertaModel, "from_pretrained", classmethod(lambda c, *a, **k: c(cfg)))
-    try:
-        yield
-    finally:
-        mp.undo()
+def text_cfg() -> dict:
+    return clap_text_config()
 
 
 @pytest.fixture(scope="module")
@@ -103,32 +73,9 @@ def laion(tok_dir, text_cfg):
     return laion_clap, data
 
 
-def _randomize_bn(model):
-    """Non-trivial BatchNorm statistics (log-mel scale), so HTSAT's bn0 matters in the comparisons."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-20, -10)
-                m.running_var.uniform_(50, 150)
-    return model
-
-
-def _save_checkpoint(model, path: Path) -> Path:
-    """Save a CLAP like laion_clap's training checkpoints: ``module.`` keys, position_ids, a numpy epoch."""
-    sd = {"module." + k: v for k, v in model.state_dict().items()}
-    n_pos = model.text_branch.config.max_position_embeddings
-    sd["module.text_branch.embeddings.position_ids"] = torch.arange(n_pos)[None]
-    torch.save({"epoch": np.int64(15), "name": "tiny", "state_dict": sd}, path)
-    return path
-
-
 def _reference_module(laion, tok_dir, text_cfg, fusion: bool, seed: int, amodel: str = "HTSAT-tiny"):
     """laion_clap's own CLAP_Module (HTSAT-tiny or -base, RoBERTa), randomly initialised."""
-    torch.manual_seed(seed)
-    with hf_stand_ins(tok_dir, text_cfg):
-        module = laion[0].CLAP_Module(enable_fusion=fusion, device="cpu", amodel=amodel, tmodel="roberta")
-    _randomize_bn(module.model)
-    return module
+    return clap_reference_module(tok_dir, fusion, seed, amodel)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +86,7 @@ def ref(laion, tok_dir, text_cfg):
 
 @pytest.fixture(scope="module")
 def ckpt(ref, tmp_path_factory) -> Path:
-    return _save_checkpoint(ref.model, tmp_path_factory.mktemp("clap") / "tiny.pt")
+    return save_clap_checkpoint(ref.model, tmp_path_factory.mktemp("clap") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +267,7 @@ def test_params_and_checkpoint_record(emb, ckpt):
 def test_fusion_variant_matches_reference(tmp_path, tok_dir, text_cfg, laion, ckpt, monkeypatch):
     """25 s clip (global + 3 centre chunks) and 4 s clip (mel x4) == laion_clap fusion with pinned draws."""
     ref = _reference_module(laion, tok_dir, text_cfg, fusion=True, seed=1)
-    path = _save_checkpoint(ref.model, tmp_path / "fusion.pt")
+    path = save_clap_checkpoint(ref.model, tmp_path / "fusion.pt")
     ours = ClapEmbedder("630k-audioset-fusion", checkpoint=path, tokenizer=tok_dir, text_config=text_cfg, device="cpu")
     monkeypatch.setattr(np.random, "choice", lambda a: a[len(a) // 2])
     clips = [_audio(25.0, 8), _audio(4.0, 9)]
@@ -338,7 +285,7 @@ def test_music_variant_matches_reference_on_real_audio(tmp_path, tok_dir, text_c
     """``music`` (HTSAT-base, fadtk's clap-laion-music) vs laion_clap's ``CLAP_Module(amodel="HTSAT-base")``
     on a real 10 s clip and a real 4 s cut (repeat-padded)."""
     ref = _reference_module(laion, tok_dir, text_cfg, fusion=False, seed=2, amodel="HTSAT-base")
-    path = _save_checkpoint(ref.model, tmp_path / "music.pt")
+    path = save_clap_checkpoint(ref.model, tmp_path / "music.pt")
     music = ClapEmbedder("music", checkpoint=path, tokenizer=tok_dir, text_config=text_cfg, device="cpu")
     assert music.model_cfg["audio_cfg"]["model_name"] == "base"
     x = load_audio(fadtk_clip_path("mubert-806.opus"), music.audio)
@@ -470,13 +417,3 @@ def test_configs_name_the_published_checkpoints(key, variant, amodel):
     spec = VARIANTS[variant]
     assert spec.amodel == amodel and spec.config_key == key
     assert spec.spec().url.startswith("https://huggingface.co/lukewys/laion_clap/resolve/main/")
-
-    # Hydra wiring: instantiating the config reaches the constructor, which names this config's key
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    node = OmegaConf.merge({"device": "cpu", "batch_size": 2}, cfg)[key]
-    with pytest.raises(InstantiationException) as info:  # the pipeline unwraps __cause__
-        instantiate(node, checkpoint="/nonexistent/ckpt.pt")
-    assert isinstance(info.value.__cause__, CheckpointUnavailable)
-    assert f"embedder.{key}.checkpoint" in str(info.value.__cause__)
