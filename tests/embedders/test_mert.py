@@ -31,88 +31,19 @@ from bench.embedders.mert import (  # noqa: E402
     normalize_input,
     receptive_field,
 )
+from tests.tiny_embedders import MERT_TINY_CONFIG, mert_format, mert_reference, write_mert_checkpoint  # noqa: E402
 
 SR = 24000
 
-#: a MERT-style config.json (field names as in m-a-p/MERT-v1-95M), tiny sizes
-TINY_CFG = {
-    "architectures": ["MERTModel"],
-    "auto_map": {"AutoConfig": "configuration_MERT.MERTConfig", "AutoModel": "modeling_MERT.MERTModel"},
-    "model_type": "mert_model",
-    "attention_relax": -1.0,
-    "deepnorm": False,
-    "feature_extractor_cqt": False,
-    "feature_extractor_cqt_bins": 336,
-    "sample_rate": SR,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 48,
-    "conv_dim": [16, 16, 16],
-    "conv_kernel": [10, 3, 3],
-    "conv_stride": [5, 2, 2],
-    "conv_bias": False,
-    "feat_extract_norm": "group",
-    "feat_proj_layer_norm": True,
-    "do_stable_layer_norm": False,
-    "num_conv_pos_embeddings": 16,
-    "num_conv_pos_embedding_groups": 2,
-    "layer_norm_eps": 1e-5,
-    "mask_time_prob": 0.05,
-    "hidden_act": "gelu",
-}
-
-
+TINY_CFG = MERT_TINY_CONFIG  # 2 layers, hidden 32
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def _reference_model(cfg: dict, seed: int = 0):
-    """``HubertModel`` whose config is written out field by field from the MERT config (not converted)."""
-    torch.manual_seed(seed)
-    hcfg = transformers.HubertConfig(
-        hidden_size=cfg["hidden_size"],
-        num_hidden_layers=cfg["num_hidden_layers"],
-        num_attention_heads=cfg["num_attention_heads"],
-        intermediate_size=cfg["intermediate_size"],
-        hidden_act=cfg["hidden_act"],
-        layer_norm_eps=cfg["layer_norm_eps"],
-        conv_dim=cfg["conv_dim"],
-        conv_kernel=cfg["conv_kernel"],
-        conv_stride=cfg["conv_stride"],
-        conv_bias=cfg["conv_bias"],
-        feat_extract_norm=cfg["feat_extract_norm"],
-        feat_proj_layer_norm=cfg["feat_proj_layer_norm"],
-        do_stable_layer_norm=cfg["do_stable_layer_norm"],
-        num_conv_pos_embeddings=cfg["num_conv_pos_embeddings"],
-        num_conv_pos_embedding_groups=cfg["num_conv_pos_embedding_groups"],
-        conv_pos_batch_norm=False,
-        mask_time_prob=cfg["mask_time_prob"],
-    )
-    return transformers.HubertModel(hcfg).eval()
-
-
-def _mert_format(state: dict) -> dict:
-    """HubertModel state dict -> MERT's saved layout (transformers 4.25: legacy weight-norm names)."""
-    out = {}
-    for k, v in state.items():
-        k = k.replace("parametrizations.weight.original0", "weight_g").replace(
-            "parametrizations.weight.original1", "weight_v"
-        )
-        out[k] = v.clone()
-    return out
-
-
-def _write_checkpoint(folder, cfg: dict, state: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(cfg))
-    torch.save(_mert_format(state), folder / "pytorch_model.bin")
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mert")
-    ref = _reference_model(TINY_CFG)
-    _write_checkpoint(folder, TINY_CFG, ref.state_dict())
+    ref = mert_reference(TINY_CFG)
+    write_mert_checkpoint(folder, TINY_CFG, ref.state_dict())
     return folder, ref
 
 
@@ -152,26 +83,17 @@ def test_embedder_matches_hubert_reference(ckpt, layer, fadtk_clip):
     assert set(emb.checkpoints()) == {"config", "weights"}
 
 
-def test_batch_of_unequal_lengths_equals_single_calls(ckpt):
-    folder, _ = ckpt
-    emb = MERTEmbedder(checkpoint=str(folder / "pytorch_model.bin"), layer=1, device="cpu", batch_size=2)
-    wavs = [_wave(6000, 1), _wave(4000, 2), _wave(6000, 3)]
-    batched = emb.embed_batch(wavs)
-    for w, b in zip(wavs, batched, strict=True):
-        np.testing.assert_allclose(b["emb"], emb.embed(w)["emb"], rtol=1e-5, atol=1e-5)
-
-
 def test_windowed_mode_concatenates_window_frames(ckpt):
     folder, _ = ckpt
     emb = MERTEmbedder(checkpoint=str(folder), layer=2, window_s=0.25, device="cpu")
     wav = _wave(int(0.6 * SR))  # 3 windows of 6000 samples (last one padded)
     out = emb.embed(wav)["emb"]
-    per_window = MERTEmbedder(checkpoint=str(folder), layer=2, device="cpu")._forward(
+    whole = MERTEmbedder(checkpoint=str(folder / "pytorch_model.bin"), layer=2, device="cpu")  # config.json next to it
+    per_window = whole._forward(
         normalize_input(wav)[None, :6000]
     )[0]
     assert out.shape == (3 * per_window.shape[0], 32)
     np.testing.assert_allclose(out[: per_window.shape[0]], per_window, rtol=1e-5, atol=1e-5)
-    assert emb.id != MERTEmbedder(checkpoint=str(folder), layer=2, device="cpu").id
 
 
 @pytest.mark.parametrize("variant", ["plain", "deepnorm"])
@@ -223,7 +145,7 @@ def test_cqt_feature_config_is_refused():
 def test_convert_state_dict_strict():
     model = build_model(TINY_CFG)
     target = model.state_dict()
-    state = {"mert_model." + k: v for k, v in _mert_format(target).items()}
+    state = {"mert_model." + k: v for k, v in mert_format(target).items()}
     state["label_embs_concat"] = torch.zeros(3)  # pre-training only: dropped
     del state["mert_model.masked_spec_embed"]  # pre-training only: may be absent
     assert set(convert_state_dict(state, target)) == set(target)
@@ -259,23 +181,6 @@ def test_huggingface_cache_snapshot_is_found(tmp_path, monkeypatch, ckpt):
     monkeypatch.setenv("GENAUDIO_BENCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     snap = tmp_path / "hf" / "models--m-a-p--MERT-v1-95M" / "snapshots" / "abc123"
-    _write_checkpoint(snap, TINY_CFG, ref.state_dict())
+    write_mert_checkpoint(snap, TINY_CFG, ref.state_dict())
     emb = MERTEmbedder(layer=1, device="cpu")
     assert str(snap) in emb.checkpoints()["weights"]["path"]
-
-
-def test_hydra_config_instantiates(ckpt):
-    hydra_utils = pytest.importorskip("hydra.utils")
-    from pathlib import Path
-
-    from omegaconf import OmegaConf
-
-    folder, _ = ckpt
-    cfg = OmegaConf.merge(
-        {"device": "cpu", "batch_size": 2}, OmegaConf.load(Path(__file__).parents[2] / "bench/configs/embedder/mert.yaml")
-    )
-    cfg.mert.checkpoint = str(folder)
-    cfg.mert.layer = 1
-    emb = hydra_utils.instantiate(cfg.mert)
-    assert isinstance(emb, MERTEmbedder) and emb.batch_size == 2
-    assert emb.audio.sample_rate == SR and emb.audio.max_duration_s == 360.0
