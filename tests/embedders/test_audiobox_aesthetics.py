@@ -27,23 +27,8 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "melody"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from audiobox_aesthetics.model.aes import AesMultiOutput
-
-    torch.manual_seed(0)
-    cfg = {
-        "proj_num_layer": 1, "proj_ln": False, "proj_act_fn": "gelu", "proj_dropout": 0, "nth_layer": 13,
-        "use_weighted_layer_sum": True, "precision": "32", "normalize_embed": True, "output_dim": 1,
-    }
-    tt = {a: {"mean": 5.0 + i, "std": 1.5 + 0.1 * i} for i, a in enumerate(AXES)}
-    model = AesMultiOutput(**cfg, target_transform=tt)
-    with torch.no_grad():
-        for p in model.layer_weights.values():
-            p.copy_(torch.randn_like(p))
-    path = tmp_path_factory.mktemp("aes") / "checkpoint.pt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "model_cfg": cfg,
-                "target_transform": tt}, path)
-    return path
+def checkpoint(tiny_embedder_checkpoint):
+    return tiny_embedder_checkpoint("audiobox_aesthetics")  # random AesMultiOutput, released layout
 
 
 @pytest.fixture(scope="module")
