@@ -53,6 +53,7 @@ from bench.audio import AudioSpec
 from bench.cache import sha256_file
 from bench.checkpoints import bench_home, renamed_argument
 from bench.embedders.base import Embedder, EmbedderUnavailable, host_to_device
+from bench.embedders.frontends import power_spectrogram
 from bench.formats.tf_checkpoint import CheckpointFormatError, TFCheckpoint
 
 #: environment variable naming a musicnn checkpoint root (holding MSD_musicnn/...) or one model folder
@@ -144,10 +145,7 @@ def log_mel(wav: torch.Tensor, mel_basis: torch.Tensor, pad_mode: str = "reflect
     if pad_mode == "reflect" and wav.shape[-1] <= FFT_SIZE // 2:  # reflect needs > n_fft/2 samples
         wav = F.pad(wav, (0, FFT_SIZE // 2 + 1 - wav.shape[-1]))
     window = torch.hann_window(FFT_SIZE, periodic=True, dtype=torch.float32, device=wav.device)
-    spec = torch.stft(
-        wav, FFT_SIZE, FFT_HOP, window=window, center=True, pad_mode=pad_mode, return_complex=True
-    )  # (257, frames)
-    power = spec.real.square() + spec.imag.square()
+    power = power_spectrogram(wav, FFT_SIZE, FFT_HOP, window, pad_mode)  # (257, frames)
     mel = mel_basis @ power
     return torch.log10(10000.0 * mel + 1.0).T.contiguous()
 
