@@ -363,11 +363,8 @@ class PaSSTEmbedder(Embedder):
         if n_patches(self.win, patch, stride) > grid_t:
             raise ValueError(f"window_s={window_s} exceeds the model's {grid_t}-patch time span (10 s for PaSST-S)")
         self.min_samples = (patch - 1) * 320 + 1  # shortest input giving one patch column
-        self.spec = CheckpointSpec(
-            filename=Path(PASST_URL).name,
-            url=PASST_URL,
-            env_var="GENAUDIO_BENCH_PASST_WEIGHTS",
-            config_key="embedder.passt.checkpoint",
+        self.spec = CheckpointSpec.published(
+            PASST_URL, env_var="GENAUDIO_BENCH_PASST_WEIGHTS", config_key="embedder.passt.checkpoint"
         )
         checkpoint = renamed_argument(checkpoint, weights_path, "weights_path", "embedder.passt")
         self.weights, self.weights_sha256 = resolve(self.spec, checkpoint)
