@@ -84,7 +84,7 @@ def main() -> None:
     t_before = sum(before["per_test"][k] for k in common)
     t_after = sum(after["per_test"][k] for k in common)
     result = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
         "before": {k: v for k, v in before.items() if k != "per_test"},
         "after": {k: v for k, v in after.items() if k != "per_test"},
