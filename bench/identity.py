@@ -37,9 +37,25 @@ class Configured:
 
     #: constructor arguments that do not change outputs (where / how fast / how much memory)
     non_value_params: ClassVar[tuple[str, ...]] = ()
+    #: fixed facts about how outputs are computed, part of the identity (e.g. ``{"pooling": "clip_mean"}``)
+    fixed_params: ClassVar[dict[str, Any]] = {}
     #: constructor argument -> the key of :meth:`params` that records its effect in resolved form
     #: (a weights path by its sha256, seconds by samples); the subclass's ``derived_params`` sets that key
     param_aliases: ClassVar[dict[str, str]] = {}
+
+    #: label in tables and the prefix of :attr:`id`
+    name: str = "configured"
+
+    def params(self) -> dict[str, Any]:
+        """Everything that changes the outputs; subclasses say how it is laid out."""
+        raise NotImplementedError
+
+    @property
+    def id(self) -> str:
+        """``<name>-<hash(params)>``: keys caches, names outputs in the manifest."""
+        from bench.cache import stable_hash
+
+        return f"{self.name}-{stable_hash(self.params(), 12)}"
 
     @classmethod
     def _get_param_names(cls) -> list[str]:

@@ -181,6 +181,29 @@ def helpers():
     )
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``tiny_checkpoint(kind) -> Path``: a tiny random checkpoint of an official generator architecture
+    (``tests/tiny_generators.py``: musicgen, audioldm, audioldm2, riffusion, stable_audio), built once a session."""
+    from tests import tiny_generators
+
+    built: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in built:
+            import torch
+
+            n = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                built[kind] = tiny_generators.BUILDERS[kind](tmp_path_factory.mktemp(kind))
+            finally:
+                torch.set_num_threads(n)
+        return built[kind]
+
+    return get
+
+
 @pytest.fixture(scope="module")
 def single_thread():
     """Run torch single-threaded for the test: tiny CPU ops are 10x+ slower with spinning intra-op threads

@@ -126,3 +126,68 @@ def test_params_are_name_fixed_facts_and_value_args():
                  "ci_method": "percentile"}
     assert Toy(chunk=1).id == Toy(chunk=2).id != Toy(alpha=3).id
     assert issubclass(Toy, Configured) and issubclass(Toy, Metric)
+
+
+# -- model adapters -------------------------------------------------------------------------------
+#: params() of every model config, written by the hand-written ``params()`` methods that preceded the
+#: derived ones (commit 0b31112), paths replaced by placeholders: generated outputs on disk (keyed by
+#: the hash of these params) stay valid across the change
+MODEL_GOLDEN = CONFIG_DIR.parents[1] / "tests" / "golden" / "model_params.json"
+#: intended changes: the manifest column names of a folder model decide which file each prompt gets
+COLUMNS = {"id_column": "id", "path_column": "path", "sample_column": "sample"}
+INTENDED = {"folder": COLUMNS, "folders": COLUMNS}
+DEGRADED = {"_target_": "bench.models.degraded.DegradedClips", "degradation": "lowpass", "level": 4000.0}
+
+
+def model_params(key: str, tiny_checkpoint, folder) -> dict[str, Any]:
+    """``params()`` of config ``key`` (defaults; a tiny checkpoint / a folder where one is needed), with
+    the checkpoint and folder paths replaced by ``<checkpoint>`` / ``<folder>``."""
+    import json
+
+    from tests.tiny_generators import FAST
+
+    node = DEGRADED if key == "degraded" else OmegaConf.load(CONFIG_DIR / "model" / f"{key}.yaml")[key]
+    cfg = OmegaConf.merge({"device": "cpu", "batch_size": 2, "seed": 0}, {"x": node})
+    node = OmegaConf.to_container(cfg, resolve=True)["x"]
+    paths = {}
+    if key in FAST:
+        node["checkpoint"] = str(tiny_checkpoint(FAST[key][0]))
+        paths[node["checkpoint"]] = "<checkpoint>"
+    if "path" in node:
+        node["path"] = str(folder)
+        paths[str(folder.resolve())] = "<folder>"
+    obj = instantiate(node)
+    if isinstance(obj, dict):  # folders: one model per sub-folder
+        ((_, obj),) = obj.items()
+        paths[str((folder / "a").resolve())] = "<folder>/a"
+    text = json.dumps(obj.params(), sort_keys=True)
+    for path, placeholder in sorted(paths.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(json.dumps(path)[1:-1], placeholder)
+    return json.loads(text)
+
+
+MODEL_KEYS = [*sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")), "degraded"]
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    import numpy as np
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("models")
+    (root / "a").mkdir()
+    sf.write(root / "a" / "p1.wav", np.zeros(160, dtype=np.float32), 16000)
+    return root
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_model_params_unchanged_by_derived_identity(key, tiny_checkpoint, model_folder):
+    import json
+    import os
+
+    golden = json.loads(MODEL_GOLDEN.read_text()) if MODEL_GOLDEN.is_file() else {}
+    got = model_params(key, tiny_checkpoint, model_folder)
+    if os.environ.get("GENAUDIO_BENCH_WRITE_GOLDEN") == "model_params":
+        golden[key] = got
+        MODEL_GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
+    assert got == {**golden[key], **INTENDED.get(key, {})}

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.audio import AudioSpec
-from bench.cache import stable_hash
 from bench.identity import Configured
 
 log = logging.getLogger(__name__)
@@ -92,11 +91,6 @@ class Embedder(Configured, ABC):
         """Resolved facts that change the output: weight digests (the ``param_aliases`` targets),
         fixed front-end settings. Backends override."""
         return {}
-
-    @property
-    def id(self) -> str:
-        """Stable id used as the embedding-cache namespace: ``<name>-<hash(params)>``."""
-        return f"{self.name}-{stable_hash(self.params(), 12)}"
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
         """``{role: {"path": ..., "sha256": ...}}`` of the weights in use (for the manifest)."""

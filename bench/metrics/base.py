@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.cache import stable_hash
 from bench.identity import Configured
 
 
@@ -161,16 +160,10 @@ class Metric(Configured, ABC):
         "device", "block", "batch_size", "text_batch", "cache_max_bytes", "bootstrap_max_bytes", "progress",
         "num_workers",
     )
-    #: fixed facts about how the value is computed, part of the identity (e.g. ``{"pooling": "clip_mean"}``)
-    fixed_params: ClassVar[dict[str, Any]] = {}
 
     def params(self) -> dict[str, Any]:
         """Everything that changes the value (part of the score cache key and the manifest)."""
         return {"name": self.name, **self.fixed_params, **self.value_params()}
-
-    @property
-    def id(self) -> str:
-        return f"{self.name}-{stable_hash(self.params(), 12)}"
 
     def check(self, inp: MetricInput) -> None:
         """Raise :class:`MetricUnavailable` with a reason if ``inp`` cannot support this metric."""

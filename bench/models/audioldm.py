@@ -37,6 +37,8 @@ class AudioLDM2Model(AudioLDMModel):
     checkpoint's default)."""
 
     name = "audioldm2"
+    #: a call argument (in :meth:`params` when set; unset it keeps the checkpoint's default)
+    param_aliases = {**AudioLDMModel.param_aliases, "max_new_tokens": "max_new_tokens"}
     pipeline_class = "AudioLDM2Pipeline"
     default_model_id = "cvssp/audioldm2"
     env_var = "GENAUDIO_BENCH_AUDIOLDM2_PATH"

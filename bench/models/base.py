@@ -18,7 +18,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import soundfile as sf
@@ -26,6 +26,7 @@ import soundfile as sf
 from bench.audio import write_audio
 from bench.cache import atomic_write_json, stable_hash
 from bench.errors import ErrorLog
+from bench.identity import Configured
 from bench.paths import inside, safe_id
 from bench.prompts import Prompt
 
@@ -53,8 +54,12 @@ def is_valid_audio(path: Path) -> bool:
         return False
 
 
-class Model(ABC):
+class Model(Configured, ABC):
     """Prompts -> audio.
+
+    Identity (:meth:`params`: the marker next to generated audio, the manifest) = the class + every
+    constructor argument not in :attr:`non_value_params`, read back from the attribute of the same name
+    (:mod:`bench.identity`), + what :meth:`derived_params` resolves (output rate, weights, pipeline).
 
     Args:
         n_samples_per_prompt: samples per prompt (item ids get ``#k`` when > 1).
@@ -67,6 +72,8 @@ class Model(ABC):
     name: str = "model"
     #: sample rate (Hz) of the waveforms :meth:`generate` returns
     sample_rate: int = 16000
+    #: constructor arguments that never change the audio (where / how fast it runs, the table label)
+    non_value_params: ClassVar[tuple[str, ...]] = ("batch_size", "device", "name")
 
     def __init__(
         self,
@@ -88,13 +95,12 @@ class Model(ABC):
 
     def params(self) -> dict[str, Any]:
         """Everything that changes the outputs (written to the manifest and next to the audio)."""
-        return {
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "n_samples_per_prompt": self.n_samples_per_prompt,
-            "seed": self.seed,
-            "duration_s": self.duration_s,
-            "sample_rate": self.sample_rate,
-        }
+        cls = f"{type(self).__module__}.{type(self).__qualname__}"
+        return {"class": cls, **self.fixed_params, **self.value_params(), **self.derived_params()}
+
+    def derived_params(self) -> dict[str, Any]:
+        """Resolved facts that change the outputs (the ``param_aliases`` targets); subclasses extend."""
+        return {"sample_rate": self.sample_rate}
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
         """``{role: {"path", "sha256"}}`` of weights in use (for the manifest)."""

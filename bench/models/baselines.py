@@ -26,9 +26,7 @@ class OracleModel(Model):
     """
 
     name = "oracle"
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "source": "prompt.reference"}
+    fixed_params = {"source": "prompt.reference"}
 
     def generate(self, prompts: Sequence[Prompt], seeds: Sequence[int]) -> list[np.ndarray]:
         raise NotImplementedError("the oracle collects files; it does not generate")
@@ -65,9 +63,6 @@ class NoiseModel(Model):
         self.color = color
         self.level_db = float(level_db)
         self.sample_rate = int(sample_rate)
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "color": self.color, "level_db": self.level_db}
 
     def generate(self, prompts: Sequence[Prompt], seeds: Sequence[int]) -> list[np.ndarray]:
         n = int(round(self.duration_s * self.sample_rate))

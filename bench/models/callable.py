@@ -84,6 +84,8 @@ class CallableModel(Model):
     """
 
     name = "callable"
+    #: the function is recorded by its dotted path
+    param_aliases = {"fn": "fn"}
 
     def __init__(
         self,
@@ -115,8 +117,8 @@ class CallableModel(Model):
         except (TypeError, ValueError):
             self._takes_duration = False
 
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "fn": self.fn_path, "fn_kwargs": self.fn_kwargs, "version": self.version}
+    def derived_params(self) -> dict[str, Any]:
+        return {**super().derived_params(), "fn": self.fn_path}
 
     def generate(self, prompts: Sequence[Prompt], seeds: Sequence[int]) -> list[np.ndarray]:
         kwargs = dict(self.fn_kwargs)

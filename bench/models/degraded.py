@@ -9,7 +9,6 @@ path (mono mixdown, resampling to ``sample_rate``, cropping to ``duration_s``, 1
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -44,9 +43,6 @@ class DegradedClips(Model):
         self.level = None if degradation == "none" else float(level)
         self.sample_rate = int(sample_rate)
         self.resampler = resampler
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "degradation": self.degradation, "level": self.level, "resampler": self.resampler}
 
     def source(self, path: str) -> np.ndarray:
         """The clean clip: mono (mean), at :attr:`sample_rate`, first :attr:`duration_s` seconds."""

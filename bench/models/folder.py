@@ -155,6 +155,10 @@ class FolderModel(Model):
     """
 
     name = "folder"
+    #: a folder model collects files: seed and duration do not change them, report_extra only the reports
+    non_value_params = (*Model.non_value_params, "seed", "duration_s", "report_extra")
+    #: recorded resolved (absolute paths; the pattern text or "auto")
+    param_aliases = {"path": "path", "pattern": "pattern", "manifest": "manifest"}
 
     def __init__(
         self,
@@ -195,22 +199,17 @@ class FolderModel(Model):
         self.first_k = int(first_k)
         self.report_extra = report_extra
         self.license, self.source = license, source
-        self.columns = (id_column, path_column, sample_column)
+        self.id_column, self.path_column, self.sample_column = id_column, path_column, sample_column
         #: audio files (absolute paths) that matched no prompt in the last :meth:`gather`
         self.extra_files: list[Path] = []
         #: item ids with no file in the last :meth:`gather` (one summary row in errors.csv)
         self.missing: list[str] = []
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
             "path": str(self.root) if self.root else None,
             "pattern": "auto" if self.auto else (self.pattern.pattern if self.pattern else None),
             "manifest": str(self.manifest) if self.manifest else None,
-            "n_samples_per_prompt": self.n_samples_per_prompt,
-            "first_k": self.first_k,
-            "license": self.license,
-            "source": self.source,
         }
 
     def generate(self, prompts: Sequence[Prompt], seeds: Sequence[int]) -> list[np.ndarray]:
@@ -290,7 +289,7 @@ class FolderModel(Model):
                 {self.root / f for f in files})
 
     def _match_manifest(self, prompts: Sequence[Prompt]) -> tuple[dict[str, list[Path]], set[Path]]:
-        id_col, path_col, k_col = self.columns
+        id_col, path_col, k_col = self.id_column, self.path_column, self.sample_column
         with open(self.manifest, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         if rows and (id_col not in rows[0] or path_col not in rows[0]):

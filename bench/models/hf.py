@@ -219,6 +219,8 @@ class HFModel(Model):
     default_model_id: str = ""
     #: environment variable that may name a local model folder
     env_var: str | None = None
+    #: recorded resolved: the commit actually loaded, the weights folder, the torch dtype in use
+    param_aliases = {"revision": "revision", "checkpoint": "local_path", "local_path": "local_path", "dtype": "dtype"}
 
     def __init__(
         self,
@@ -253,10 +255,9 @@ class HFModel(Model):
     def torch_device(self) -> str:
         return resolve_device(self.device)
 
-    def params(self) -> dict[str, Any]:
+    def derived_params(self) -> dict[str, Any]:
         return {
-            **super().params(),
-            "model_id": self.model_id,
+            **super().derived_params(),
             "revision": self.weights.commit or self.revision,
             "weights_source": self.weights.source if self.weights.source == "local_path" else "hub",
             "local_path": str(self.weights.path) if self.weights.source in ("local_path", "env") else None,
@@ -378,17 +379,10 @@ class DiffusersModel(HFModel):
         """Pipeline call arguments besides prompt/generator/steps/guidance (duration, output type...)."""
         return {}
 
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "pipeline": self.pipeline_class,
-            "num_inference_steps": self.num_inference_steps,
-            "guidance_scale": self.guidance_scale,
-            "negative_prompt": self.negative_prompt,
-            "scheduler": self.scheduler,
-            "pipeline_kwargs": self.pipeline_kwargs,
-            **{k: v for k, v in self.call_kwargs().items() if k != "output_type"},
-        }
+    def derived_params(self) -> dict[str, Any]:
+        """The pipeline class and its resolved call arguments (duration, image size...)."""
+        call = {k: v for k, v in self.call_kwargs().items() if k != "output_type"}
+        return {**super().derived_params(), "pipeline": self.pipeline_class, **call}
 
     def _load(self) -> Any:
         import tempfile

@@ -166,17 +166,6 @@ class MusicGenModel(HFModel):
             allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"],
         )
 
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "backend": self.backend,
-            "guidance_scale": self.guidance_scale,
-            "do_sample": self.do_sample,
-            "top_k": self.top_k,
-            "top_p": self.top_p,
-            "temperature": self.temperature,
-        }
-
     def checkpoints(self) -> dict[str, dict[str, str]]:
         return {} if self.backend == "audiocraft" else super().checkpoints()
 

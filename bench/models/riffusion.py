@@ -138,6 +138,8 @@ class RiffusionModel(DiffusersModel):
     default_model_id = "riffusion/riffusion-model-v1"
     env_var = "GENAUDIO_BENCH_RIFFUSION_PATH"
     default_sample_rate = 44100
+    #: width in pixels as resolved from ``duration_s`` (a call argument); the full spectrogram settings
+    param_aliases = {**DiffusersModel.param_aliases, "width": "width", "spectrogram": "spectrogram"}
 
     def __init__(
         self,
@@ -163,8 +165,8 @@ class RiffusionModel(DiffusersModel):
             return int(math.ceil(frames / 8) * 8)
         return int(self.width_cfg)
 
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "spectrogram": self.spec.__dict__, "normalize": self.normalize}
+    def derived_params(self) -> dict[str, Any]:
+        return {**super().derived_params(), "spectrogram": self.spec.__dict__}
 
     def load_kwargs(self) -> dict[str, Any]:
         return {"safety_checker": None, "requires_safety_checker": False, "feature_extractor": None}

@@ -5,7 +5,11 @@ config key to set; every constructor argument is in the id, declared as not chan
 recorded through a resolved alias (a weights path by its digest); backends that build here (weight-free
 or weights shipped as wheels) give finite float32 ``(T, D)`` frames, ``embed_batch`` equals ``embed``,
 and their id moves with every value-affecting argument. Metrics (``bench/configs/metric/*.yaml``): the
-same identity contract. Backend-specific behaviour (parity with reference code) stays in the
+same identity contract. Model adapters (``bench/configs/model/*.yaml``; generators on tiny random
+checkpoints of their official architectures, ``tests/tiny_generators.py``): the offline message, the
+identity contract, and ``gather``: one decodable file per item, generators at their rate and length,
+a resumed run generates nothing, per-item seeds make outputs independent of batch composition, weights
+come with sha256 digests. Backend-specific behaviour (parity with reference code) stays in the
 per-backend test files.
 """
 
@@ -27,10 +31,16 @@ EMBEDDERS = sorted(index("embedder"))
 METRICS = sorted(index("metric"))
 
 
+#: settings that keep a contract check short (the shipped CREPE "full" takes ~45 s on 2 CPU cores here;
+#: its parity with torchcrepe is tests/embedders/test_crepe.py)
+QUICK = {("embedder", "crepe"): {"model": "tiny"}}
+
+
 def _cfg(group: str, key: str) -> dict:
     node = OmegaConf.load(index(group)[key].path)[key]
-    return OmegaConf.to_container(OmegaConf.merge({"device": "cpu", "batch_size": 2, "seed": 0}, {"x": node}),
-                                  resolve=True)["x"]
+    cfg = OmegaConf.to_container(OmegaConf.merge({"device": "cpu", "batch_size": 2, "seed": 0}, {"x": node}),
+                                 resolve=True)["x"]
+    return {**cfg, **QUICK.get((group, key), {})}
 
 
 def _no_weights_anywhere(monkeypatch, tmp_path) -> None:
@@ -71,20 +81,36 @@ def _built(group: str, key: str):
         pytest.skip(f"{key} cannot be built here: {str(exc.__cause__ or exc)[:120]}")
 
 
+def _changed(name: str, value):
+    """Another value of the same kind (derived params may compute with it)."""
+    if name == "device":
+        return "cpu:0"
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return value + "_changed"
+    if isinstance(value, dict):
+        return {**value, "changed": 1}
+    return ("changed", value)
+
+
 def _id_moves_with_every_value_argument(obj) -> None:
     params = obj.params()
     json.dumps(params)
     for name in obj.value_params():
         other = copy.copy(obj)
-        setattr(other, name, ("changed", getattr(obj, name)))
-        assert other.id != obj.id, f"{type(obj).__name__}.{name} does not reach the id"
+        setattr(other, name, _changed(name, getattr(obj, name)))
+        assert other.params() != params, f"{type(obj).__name__}.{name} does not reach the id"
     for arg, target in obj.param_aliases.items():
-        assert target in params or arg == "pca_checkpoint", f"alias {arg} -> {target} missing from params()"
+        unset = getattr(obj, arg, 0) is None  # an optional call argument is recorded once it is set
+        assert target in params or unset or arg == "pca_checkpoint", f"alias {arg} -> {target} missing from params()"
     for name in obj.non_value_params:
         if name in init_params(type(obj))[0] and hasattr(obj, name):
             other = copy.copy(obj)
-            setattr(other, name, ("changed", getattr(obj, name)))
-            assert other.id == obj.id, f"{name} is declared non-value but changes the id"
+            setattr(other, name, _changed(name, getattr(obj, name)))
+            assert other.params() == params, f"{name} is declared non-value but changes the id"
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +144,93 @@ def test_metric_identity_contract(key):
     assert metric.name == key and metric.id.startswith(f"{key}-")
     assert not set(metric.param_aliases)  # metrics keep every value argument under its own name
     _id_moves_with_every_value_argument(metric)
+
+
+# -- model adapters ---------------------------------------------------------------------------------
+MODELS = sorted(index("model"))
+PROMPTS = [("p1", "slow sad piano song"), ("p2", "fast techno beat with drums and bass")]
+
+
+def _has_weights(key: str) -> bool:
+    cls = index("model")[key].load()
+    return isinstance(cls, type) and "checkpoint" in init_params(cls)[0]
+
+
+@pytest.mark.parametrize("key", [k for k in MODELS if _has_weights(k)])
+def test_model_offline_message_names_its_config_key(key, monkeypatch, tmp_path):
+    from bench.models.base import ModelUnavailable
+
+    _no_weights_anywhere(monkeypatch, tmp_path)
+    node = _cfg("model", key)
+    with pytest.raises(Exception) as info:  # hydra wraps it; the pipeline unwraps ModelUnavailable
+        instantiate(node)
+    cause = info.value.__cause__ or info.value
+    assert isinstance(cause, ModelUnavailable), repr(cause)
+    assert node["model_id"] in str(cause) and f"model.{key}.checkpoint" in str(cause)
+
+
+@pytest.fixture(scope="module")
+def model_inputs(tmp_path_factory):
+    """Prompts with paired clips (for the oracle) and a folder of "generated" clips named by prompt id."""
+    import soundfile as sf
+
+    from bench.prompts import Prompt
+
+    root = tmp_path_factory.mktemp("model_inputs")
+    (root / "outputs" / "gen").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    prompts = []
+    for pid, text in PROMPTS:
+        x = (0.1 * rng.standard_normal(8000)).astype(np.float32)
+        sf.write(root / f"ref_{pid}.wav", x, 16000)
+        sf.write(root / "outputs" / "gen" / f"{pid}.wav", x, 16000)
+        prompts.append(Prompt(pid, text, str(root / f"ref_{pid}.wav")))
+    return prompts, root / "outputs"
+
+
+def _model(key: str, tiny_checkpoint, outputs, **override):
+    from tests.tiny_generators import FAST
+
+    node = _cfg("model", key)
+    if key in FAST:
+        kind, fast = FAST[key]
+        node.update(checkpoint=str(tiny_checkpoint(kind)), **fast)
+    elif key in ("folder", "folders"):
+        node["path"] = str(outputs if key == "folders" else outputs / "gen")
+    elif "duration_s" in node:
+        node["duration_s"] = 0.25
+    model = instantiate({**node, **override})
+    if isinstance(model, dict):  # folders: one model per sub-folder
+        ((_, model),) = model.items()
+    return model
+
+
+@pytest.mark.parametrize("key", MODELS)
+def test_model_gather_and_identity_contract(key, tiny_checkpoint, model_inputs, tmp_path, single_thread):
+    import soundfile as sf
+
+    from bench.errors import ErrorLog
+    from bench.models.base import Model
+
+    prompts, outputs = model_inputs
+    model = _model(key, tiny_checkpoint, outputs)
+    errors = ErrorLog()
+    out = model.gather(prompts, tmp_path / "a", errors, "set", progress=False)
+    assert sorted(out) == ["p1", "p2"] and not errors.rows, errors.rows
+    _id_moves_with_every_value_argument(model)
+    if type(model).gather is not Model.gather:  # collects existing files
+        assert all(sf.info(str(p)).frames > 0 for p in out.values())
+        return
+    assert model.n_generated == 2
+    for path in out.values():
+        info = sf.info(str(path))
+        assert (info.samplerate, info.frames) == (model.sample_rate, round(model.duration_s * model.sample_rate))
+    again = _model(key, tiny_checkpoint, outputs)
+    assert again.gather(prompts, tmp_path / "a", errors, "set", progress=False) == out
+    assert again.n_generated == 0 and not errors.rows  # resumed: nothing generated, no weights loaded
+    alone = _model(key, tiny_checkpoint, outputs, batch_size=1)
+    out1 = alone.gather(prompts, tmp_path / "b", errors, "set", progress=False)
+    for iid in out:  # per-item seeds: a clip does not depend on the batch it was generated in
+        np.testing.assert_allclose(sf.read(str(out1[iid]))[0], sf.read(str(out[iid]))[0], atol=1e-3)
+    for role, ck in model.checkpoints().items():
+        assert len(ck["sha256"]) == 64 and int(ck["sha256"], 16) >= 0, role

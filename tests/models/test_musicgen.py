@@ -1,4 +1,4 @@
-"""MusicGen adapter on a tiny random ``MusicgenForConditionalGeneration`` saved to disk and loaded back.
+"""MusicGen adapter on a tiny random ``MusicgenForConditionalGeneration`` (tests/tiny_generators.py) loaded from disk.
 
 References: transformers' own greedy CFG generation (token-exact) and its logits warpers.
 """
@@ -7,73 +7,30 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from bench.errors import ErrorLog  # noqa: E402
 from bench.models.base import ModelUnavailable  # noqa: E402
 from bench.models.musicgen import MusicGenModel, filter_logits, make_seeded_sampler  # noqa: E402
 from bench.prompts import Prompt  # noqa: E402
+from tests.tiny_generators import MUSICGEN_SR  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-SR = 8000  # tiny EnCodec: hop 32 -> 250 Hz frames, 2 codebooks
+SR = MUSICGEN_SR
 
 
 @pytest.fixture(scope="module")
-def tiny_musicgen(tmp_path_factory, t5_tokenizer):
-    from transformers import (
-        EncodecConfig,
-        EncodecFeatureExtractor,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        MusicgenProcessor,
-        T5Config,
-    )
-
-    text = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
-    audio = EncodecConfig(
-        sampling_rate=SR,
-        target_bandwidths=[3.0],
-        num_filters=4,
-        num_residual_layers=1,
-        upsampling_ratios=[8, 4],
-        codebook_size=64,
-        hidden_size=16,
-        num_lstm_layers=1,
-        codebook_dim=16,
-    )
-    dec = MusicgenDecoderConfig(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=1,
-        ffn_dim=32,
-        num_attention_heads=4,
-        num_codebooks=2,
-        pad_token_id=64,
-        bos_token_id=64,
-        max_position_embeddings=256,
-    )
-    torch.manual_seed(0)
-    model = MusicgenForConditionalGeneration(MusicgenConfig.from_sub_models_config(text, audio, dec))
-    for layer in model.audio_encoder.quantizer.layers:  # EnCodec codebooks start at zero: make codes audible
-        layer.codebook.embed.normal_()
-    model.generation_config.pad_token_id = model.generation_config.decoder_start_token_id = 64
-    model.generation_config.do_sample, model.generation_config.top_k = True, 250  # as the released configs
-    path = tmp_path_factory.mktemp("musicgen")
-    model.save_pretrained(path)
-    MusicgenProcessor(EncodecFeatureExtractor(feature_size=1, sampling_rate=SR), t5_tokenizer).save_pretrained(path)
-    return path
+def tiny_musicgen(tiny_checkpoint):
+    return tiny_checkpoint("musicgen")
 
 
 P = [Prompt("-0Gj8-vB1q4", "slow sad piano song"), Prompt("b", "fast techno beat with drums and bass")]
 
 
 def make(path, **kw):
-    kw = {"local_path": str(path), "device": "cpu", "duration_s": 0.1, "seed": 3, **kw}
+    kw = {"checkpoint": str(path), "device": "cpu", "duration_s": 0.1, "seed": 3, **kw}
     return MusicGenModel(**kw)
 
 
@@ -132,30 +89,9 @@ def test_sampler_draws_from_the_filtered_distribution():
     assert counts[3] == counts[4] == 0
 
 
-def test_gather_writes_wavs_and_resumes(tiny_musicgen, tmp_path):
-    m = make(tiny_musicgen, n_samples_per_prompt=2, batch_size=3)
-    errors = ErrorLog()
-    out = m.gather(P, tmp_path / "mg", errors, "demo", progress=False)
-    assert sorted(out) == ["-0Gj8-vB1q4#0", "-0Gj8-vB1q4#1", "b#0", "b#1"]
-    assert not errors.rows and m.n_generated == 4
-    info = sf.info(str(out["b#1"]))
-    assert info.samplerate == SR and info.frames == round(0.1 * SR)
-    assert out["-0Gj8-vB1q4#0"].name.startswith("-0Gj8-vB1q4")  # ids are kept readable
-    m2 = make(tiny_musicgen, n_samples_per_prompt=2, batch_size=3)
-    assert m2.gather(P, tmp_path / "mg", errors, "demo", progress=False) == out
-    assert m2.n_generated == 0 and m2._loaded is None  # nothing to do -> weights never loaded
-    ck = m.checkpoints()
-    assert list(ck) == ["musicgen/model.safetensors"] and len(ck["musicgen/model.safetensors"]["sha256"]) == 64
-
-
-def test_offline_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("GENAUDIO_BENCH_MUSICGEN_PATH", raising=False)
-    with pytest.raises(ModelUnavailable, match=r"facebook/musicgen-small.*model\.musicgen\.checkpoint"):
-        MusicGenModel(device="cpu")
+def test_a_checkpoint_path_that_is_no_folder_is_named(tmp_path):
     with pytest.raises(ModelUnavailable, match="not a folder"):
-        MusicGenModel(local_path=str(tmp_path / "nope"))
+        MusicGenModel(checkpoint=str(tmp_path / "nope"))
 
 
 @pytest.mark.gpu

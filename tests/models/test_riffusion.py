@@ -7,12 +7,10 @@ import dataclasses
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
-from bench.errors import ErrorLog  # noqa: E402
 from bench.models.riffusion import (  # noqa: E402
     RiffusionModel,
     SpectrogramParams,
@@ -77,73 +75,13 @@ def test_image_roundtrip_and_audio_keeps_the_tones():
 
 
 @pytest.fixture(scope="module")
-def tiny_riffusion(tmp_path_factory, clip_tokenizer):
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        norm_num_groups=2,
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    torch.manual_seed(0)
-    vae = AutoencoderKL(
-        block_out_channels=[4, 8],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-        norm_num_groups=2,
-    )
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=0,
-            eos_token_id=2,
-            hidden_size=32,
-            intermediate_size=64,
-            layer_norm_eps=1e-05,
-            num_attention_heads=8,
-            num_hidden_layers=3,
-            pad_token_id=1,
-            vocab_size=1000,
-        )
-    )
-    pipe = StableDiffusionPipeline(
-        unet=unet,
-        scheduler=scheduler,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=clip_tokenizer,
-        safety_checker=None,
-        feature_extractor=None,
-        image_encoder=None,
-        requires_safety_checker=False,
-    )
-    path = tmp_path_factory.mktemp("riffusion")
-    pipe.save_pretrained(path)
-    return path
+def tiny_riffusion(tiny_checkpoint):
+    return tiny_checkpoint("riffusion")
 
 
-def test_adapter_generates_seeded_audio(tiny_riffusion, tmp_path):
+def test_adapter_width_from_duration_and_peak_normalised(tiny_riffusion):
     m = RiffusionModel(
-        local_path=str(tiny_riffusion),
+        checkpoint=str(tiny_riffusion),
         device="cpu",
         duration_s=0.5,
         num_inference_steps=2,
@@ -156,18 +94,13 @@ def test_adapter_generates_seeded_audio(tiny_riffusion, tmp_path):
     a, b = m.generate(prompts, [1, 2])
     assert a.shape == (22050,) and np.all(np.isfinite(a))
     assert np.abs(a).max() == pytest.approx(10 ** (-0.1 / 20), rel=1e-5)
-    (b_alone,) = m.generate(prompts[1:], [2])
-    np.testing.assert_allclose(b_alone, b, atol=1e-4)
-    errors = ErrorLog()
-    out = m.gather(prompts, tmp_path / "riff", errors, "s", progress=False)
-    assert sorted(out) == ["p1", "p2"] and not errors.rows
-    assert sf.info(str(out["p1"])).samplerate == 44100
+    assert b.shape == (22050,) and np.abs(b - a).max() > 1e-3
 
 
 @pytest.mark.gpu
 def test_adapter_generates_on_cuda(tiny_riffusion):
     kw = dict(duration_s=0.5, num_inference_steps=2, height=64, width="auto", spectrogram={"num_griffin_lim_iters": 4})
-    m = RiffusionModel(local_path=str(tiny_riffusion), device="cuda", **kw)
+    m = RiffusionModel(checkpoint=str(tiny_riffusion), device="cuda", **kw)
     prompts = [Prompt("p1", "jazz piano"), Prompt("p2", "techno beat")]
     a, b = m.generate(prompts, [1, 2])
     assert a.shape == b.shape == (22050,) and np.all(np.isfinite(a))
