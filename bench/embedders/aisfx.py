@@ -31,7 +31,6 @@ the last conv block.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from torch import nn
 from bench.audio import AudioSpec
 from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve, torch_load_weights
 from bench.embedders.base import Embedder, EmbedderUnavailable
+from bench.resources import installed_package_dirs
 
 ENV_CKPT = "GENAUDIO_BENCH_AISFX_CHECKPOINT"
 #: sha256 of aisfx/models/checkpoint.pth in aisfx==0.1.2
@@ -189,14 +189,9 @@ class EmbeddingNet(nn.Module):
 
 def installed_checkpoint() -> Path | None:
     """``aisfx/models/checkpoint.pth`` of the installed wheel, found without importing aisfx."""
-    try:
-        spec = importlib.util.find_spec("aisfx")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "checkpoint.pth"
-    return path if path.is_file() else None
+    dirs = installed_package_dirs("aisfx")
+    path = dirs[0] / "models" / "checkpoint.pth" if dirs else None
+    return path if path is not None and path.is_file() else None
 
 
 def how_to() -> str:

@@ -37,7 +37,6 @@ probabilities (mean over patches of the sigmoid outputs, as ``musicnn.tagger.top
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from collections.abc import Sequence
@@ -55,6 +54,7 @@ from bench.checkpoints import bench_home, renamed_argument
 from bench.embedders.base import Embedder, EmbedderUnavailable, host_to_device
 from bench.embedders.frontends import power_spectrogram
 from bench.formats.tf_checkpoint import CheckpointFormatError, TFCheckpoint
+from bench.resources import installed_package_dirs
 
 #: environment variable naming a musicnn checkpoint root (holding MSD_musicnn/...) or one model folder
 ENV_DIR = "GENAUDIO_BENCH_MUSICNN_DIR"
@@ -342,13 +342,7 @@ class _Tracking(dict):
 
 def installed_package_dir() -> Path | None:
     """Folder of the installed ``musicnn`` package, found without importing it (or None)."""
-    try:
-        spec = importlib.util.find_spec("musicnn")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+    return next(iter(installed_package_dirs("musicnn")), None)
 
 
 def _model_dir_in(root: Path, model: str) -> Path | None:
