@@ -10,7 +10,8 @@
   bank, ``10*log10(max(x, amin)) - 10*log10(max(amin, ref))``, no ``top_db``).
 
 :func:`power_spectrogram` is the centred STFT power that PANN, PaSST, musicnn and chroma share.
-The mel matrices are plain numpy functions (float64) so they can be checked against librosa.
+The mel matrices are plain numpy functions (float64) so they can be checked against librosa
+(:func:`slaney_mel_matrix` also serves musicnn).
 """
 
 from __future__ import annotations
