@@ -118,19 +118,25 @@ def audioset_labels() -> tuple[str, ...]:
 
 
 class ConvBlock(nn.Module):
-    """Two 3x3 conv + BN + ReLU layers, then average pooling (PANN's ``ConvBlock`` with ``pool_type="avg"``)."""
+    """Two 3x3 conv + BN + ReLU layers, then pooling: PANN's ``ConvBlock`` (``pool_type`` "avg", as CNN14
+    uses it, or "max", as aiSFX's ``cnn2d.ConvBlock``); parameter names as in both checkpoints."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, pool_type: str = "avg") -> None:
         super().__init__()
+        if pool_type not in ("avg", "max"):
+            raise ValueError(f"pool_type must be 'avg' or 'max', got {pool_type!r}")
         self.conv1 = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
         self.conv2 = nn.Conv2d(c_out, c_out, kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
         self.bn2 = nn.BatchNorm2d(c_out)
+        self.pool_type = pool_type
 
     def forward(self, x: torch.Tensor, pool: tuple[int, int]) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
-        return F.avg_pool2d(x, kernel_size=pool) if pool != (1, 1) else x
+        if pool == (1, 1):
+            return x
+        return F.avg_pool2d(x, kernel_size=pool) if self.pool_type == "avg" else F.max_pool2d(x, kernel_size=pool)
 
 
 class Cnn14(nn.Module):
