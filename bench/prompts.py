@@ -1,7 +1,9 @@
 """Prompt sets: ids, texts and (optionally) the paired reference clip of each prompt.
 
 Ids come from untrusted files; they are only ever turned into file names through
-:func:`bench.paths.safe_id`. Loaders for the public caption sets live in ``bench.prompt_sets``.
+:func:`bench.paths.safe_id`. Loaders for the public caption sets live in ``bench.prompt_sets``; the
+options every loader shares (:class:`TableOptions`, :class:`Columns`, taken as flat keys through
+:func:`flat_options`) and what they do (:func:`select`, :func:`attach_references`) are defined here once.
 """
 
 from __future__ import annotations
