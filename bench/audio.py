@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bench.fields import from_fields
+
 #: Extensions libsndfile decodes (mp3 needs libsndfile >= 1.1, opus lives in .ogg/.opus).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au")
 #: container formats (``soundfile.info().format``) each extension may hold
@@ -102,20 +104,7 @@ class AudioSpec:
     @classmethod
     def from_dict(cls, d: dict | None) -> AudioSpec:
         """Build from a dict; unknown keys raise ``ValueError`` listing the valid fields."""
-        if d is None:
-            return cls()
-        d = dict(d)
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(d) - set(valid))
-        if unknown:
-            import difflib
-
-            hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
-            hint = "; ".join(f"{k!r}: did you mean {h[0]!r}?" for k, h in hints.items() if h)
-            raise ValueError(
-                f"unknown AudioSpec field(s) {unknown}; valid fields: {valid}" + (f" ({hint})" if hint else "")
-            )
-        return cls(**d)
+        return from_fields(cls, d, "AudioSpec", "field", hint=True)
 
 
 @dataclass

@@ -83,6 +83,11 @@ class CheckpointSpec:
     aliases: tuple[str, ...] = ()
     hub_aliases: tuple[str, ...] = ()
 
+    @classmethod
+    def published(cls, url: str, **kw: Any) -> CheckpointSpec:
+        """The spec of a file cached under its published name (the last part of ``url``)."""
+        return cls(filename=url.rsplit("/", 1)[-1], url=url, **kw)
+
     def how_to_provide(self) -> str:
         ways = []
         if self.config_key:

@@ -12,12 +12,15 @@ Pure functions over ``{model: {item_id: path}}``; the pipeline writes the result
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import ConfigError
 from bench.metrics.base import prompt_of
+
+log = logging.getLogger(__name__)
 
 MODES = ("intersect", "each", "error")
 MISSING_COLUMNS = ("model", "prompt_set", "item_id", "status")
@@ -33,6 +36,11 @@ class Coverage:
     common: set[str] | None  # prompt ids every model produced (None with coverage=each)
     kept: dict[str, dict[str, Path]]
     rows: list[dict[str, str]] = field(default_factory=list)
+
+    def manifest_entry(self, mode: str) -> dict:
+        """What ``manifest.json`` records for this prompt set."""
+        return {"mode": mode, "n_prompts": self.n_prompts, "covered": self.covered,
+                "n_common": None if self.common is None else len(self.common)}
 
     def summary(self) -> str:
         parts = ", ".join(f"{m} {n:,}" for m, n in self.covered.items())
@@ -78,3 +86,20 @@ def apply_coverage(
         cov.rows += [{"model": m, "prompt_set": prompt_set, "item_id": pid, "status": "excluded"}
                      for pid in sorted(ids_of[m] - common)]
     return cov
+
+
+def restrict_run_audio(
+    audio: dict[tuple[str, str], dict[str, Path]], prompt_ids: Mapping[str, list[str]], model_keys: list[str],
+    mode: str = "intersect",
+) -> dict[str, Coverage]:
+    """:func:`apply_coverage` for every prompt set of a run, over ``audio[(model, prompt set)]``
+    (restricted in place); logs a warning per prompt set whose models do not all cover every prompt."""
+    out = {}
+    for ps_key, ids in prompt_ids.items():
+        per_model = {m: audio[(m, ps_key)] for m in model_keys if (m, ps_key) in audio}
+        cov = out[ps_key] = apply_coverage(ps_key, ids, per_model, mode)
+        for m, items in cov.kept.items():
+            audio[(m, ps_key)] = items
+        if len(set(cov.covered.values())) > 1 or any(n < len(ids) for n in cov.covered.values()):
+            log.warning("coverage: %s", cov.summary())
+    return out

@@ -23,7 +23,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from bench.config import (
     validate,
 )
 from bench.config import instantiate_option as _instantiate
-from bench.coverage import MISSING_COLUMNS, apply_coverage
+from bench.coverage import MISSING_COLUMNS, restrict_run_audio
 from bench.errors import ConfigError, ErrorLog
 from bench.manifest import build_manifest
 from bench.metrics.base import Metric, prompt_of
@@ -142,118 +142,136 @@ class _Setup:
     metrics: dict[str, Metric]
 
 
-def _run(cfg: DictConfig, rdir: Path) -> Path:
-    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    errors, cache = ErrorLog(cfg.get("on_error", "skip")), ArrayCache(Path(cfg.cache_dir) / "embeddings")
-    timings: dict[str, float] = {}
-    counters = new_counters()
-    rec = records_dir(rdir, cfg)
-    with contextlib.suppress(OSError):
-        cache.sweep_tmp()
-    stages = list(cfg.get("stages", STAGES))
-    shard = cfg.get("shard") or {"index": 0, "count": 1}
-    keep = _shard_keep(int(shard["index"]), int(shard["count"]))
-    progress = bool(cfg.get("progress", True))
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    # embed_io (workers, prefetch, batching) changes speed, not values: not part of the run's identity
-    config_hash = stable_hash({k: v for k, v in resolved.items() if k not in ("progress", "hydra", "embed_io")}, 12)
-    # multirun jobs live in <sweep dir>/<job number>: prefix the run name so merged boards stay readable
-    run_id = rdir.name if rdir.name == safe_id(cfg.run_name) else f"{safe_id(cfg.run_name)}-{rdir.name}"
-    log.info("run %s (config %s) -> %s", run_id, config_hash, rdir)
+@dataclass
+class _RunContext:
+    """What every stage of one run shares: where it writes, its identity, its shard, and its bookkeeping."""
 
+    rdir: Path
+    rec: Path  # where tables and the manifest go (``records_dir``)
+    run_id: str
+    config_hash: str
+    resolved: dict[str, Any]
+    stages: list[str]
+    shard: dict[str, int]
+    keep: Callable[[str], bool] | None
+    progress: bool
+    errors: ErrorLog
+    cache: ArrayCache
+    started: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    timings: dict[str, float] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=new_counters)
+
+    @classmethod
+    def of(cls, cfg: DictConfig, rdir: Path) -> _RunContext:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        # embed_io (workers, prefetch, batching) changes speed, not values: not part of the run's identity
+        config_hash = stable_hash({k: v for k, v in resolved.items() if k not in ("progress", "hydra", "embed_io")}, 12)
+        # multirun jobs live in <sweep dir>/<job number>: prefix the run name so merged boards stay readable
+        run_id = rdir.name if rdir.name == safe_id(cfg.run_name) else f"{safe_id(cfg.run_name)}-{rdir.name}"
+        shard = cfg.get("shard") or {"index": 0, "count": 1}
+        return cls(
+            rdir, records_dir(rdir, cfg), run_id, config_hash, resolved, list(cfg.get("stages", STAGES)), shard,
+            _shard_keep(int(shard["index"]), int(shard["count"])), bool(cfg.get("progress", True)),
+            ErrorLog(cfg.get("on_error", "skip")), ArrayCache(Path(cfg.cache_dir) / "embeddings"),
+        )
+
+    def runs(self, *stages: str) -> bool:
+        """Whether any of ``stages`` is part of this run."""
+        return bool(set(stages) & set(self.stages))
+
+
+def _run(cfg: DictConfig, rdir: Path) -> Path:
+    ctx = _RunContext.of(cfg, rdir)
+    with contextlib.suppress(OSError):
+        ctx.cache.sweep_tmp()
+    log.info("run %s (config %s) -> %s", ctx.run_id, ctx.config_hash, rdir)
     uses_demo = "demo" in (cfg.get("prompts") or {}) or "demo" in (cfg.get("reference") or {})
     if cfg.get("prepare_demo") and uses_demo:  # only when the demo prompt or reference set is selected
         from bench.demo import prepare
 
-        with _timer(timings, "prepare_demo"):
+        with _timer(ctx.timings, "prepare_demo"):
             prepare()
-    with _timer(timings, "setup"):
+    with _timer(ctx.timings, "setup"):
         try:
             embed_io = EmbedIO.from_config(cfg.get("embed_io"))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"embed_io: {exc}") from exc
-        setup = _setup(cfg, errors)
+        setup = _setup(cfg, ctx.errors)
 
     gathered = Gathered()
-    if {"gather", "embed", "score"} & set(stages):
-        with _timer(timings, "gather"):
-            gathered = gather(setup.prompt_sets, setup.models, rdir, errors, progress, keep)
-    counters["generated"] += gathered.n_generated
+    if ctx.runs("gather", "embed", "score"):
+        with _timer(ctx.timings, "gather"):
+            gathered = gather(setup.prompt_sets, setup.models, rdir, ctx.errors, ctx.progress, ctx.keep)
+    ctx.counters["generated"] += gathered.n_generated
+    coverage_mode = str(cfg.get("coverage", "intersect"))
+    coverages = {}  # models in one table are scored on the same prompt ids (bench.coverage)
+    if ctx.runs("score") and ctx.keep is None:
+        prompt_ids = {k: [p.id for p in ps.prompts] for k, ps in setup.prompt_sets.items()}
+        coverages = restrict_run_audio(gathered.audio, prompt_ids, list(setup.models), coverage_mode)
 
-    # coverage: models in one table are scored on the same prompt ids (bench.coverage)
-    coverages = {}
-    if "score" in stages and keep is None:
-        mode = str(cfg.get("coverage", "intersect"))
-        for ps_key, ps in setup.prompt_sets.items():
-            audio = {m.key: gathered.audio[(m.key, ps_key)] for m in setup.models.values()
-                     if (m.key, ps_key) in gathered.audio}
-            cov = apply_coverage(ps_key, [p.id for p in ps.prompts], audio, mode)
-            coverages[ps_key] = cov
-            for mk, items in cov.kept.items():
-                gathered.audio[(mk, ps_key)] = items
-            if len(set(cov.covered.values())) > 1 or any(n < len(ps) for n in cov.covered.values()):
-                log.warning("coverage: %s", cov.summary())
-
-    paired = {k: paired_items(ps, keep) for k, ps in setup.prompt_sets.items()}
+    paired = {k: paired_items(ps, ctx.keep) for k, ps in setup.prompt_sets.items()}
     embedded = Embedded({}, {})
-    if {"embed", "score"} & set(stages):
-        with _timer(timings, "embed"):
-            files = embed_jobs(gathered.audio, setup.refs, paired, keep)
-            embedded = embed(cache, errors, setup.embedders, files, progress, compute="embed" in stages, io=embed_io)
+    if ctx.runs("embed", "score"):
+        with _timer(ctx.timings, "embed"):
+            files = embed_jobs(gathered.audio, setup.refs, paired, ctx.keep)
+            embedded = embed(ctx.cache, ctx.errors, setup.embedders, files, ctx.progress,
+                             compute=ctx.runs("embed"), io=embed_io)
     for k, v in embedded.counters.items():
-        counters[k] += v
+        ctx.counters[k] += v
 
     # content hashes of the reference sets (reads every reference file once; skipped by gather/embed-only runs)
-    ref_hash = {k: _reference_hash(r) if "score" in stages else None for k, r in setup.refs.items()}
-    scores = Scores()
+    ref_hash = {k: _reference_hash(r) if ctx.runs("score") else None for k, r in setup.refs.items()}
+    scores = _score(cfg, ctx, setup, gathered, embedded, paired, ref_hash) if ctx.runs("score") else Scores()
+
+    with _timer(ctx.timings, "write"):
+        if ctx.runs("score"):
+            _write_tables(ctx.rec, scores)
+        ctx.errors.write(ctx.rec / "errors.csv")
+        if coverages:
+            lb.write_csv(_frame([r for c in coverages.values() for r in c.rows], MISSING_COLUMNS),
+                         ctx.rec / "missing.csv", MISSING_COLUMNS)
+        manifest = build_manifest(
+            run_id=ctx.run_id, config_hash=ctx.config_hash, started=ctx.started, config=ctx.resolved,
+            stages=ctx.stages, shard=ctx.shard, models=setup.models, embedders=setup.embedders,
+            metrics=setup.metrics, prompt_sets=setup.prompt_sets, refs=setup.refs, ref_hash=ref_hash,
+            audio=gathered.audio, run_dir=rdir, n_errors=ctx.errors.n_errors, n_warnings=ctx.errors.n_warnings,
+            counters=ctx.counters, timings=ctx.timings,
+        )
+        manifest["coverage"] = {k: c.manifest_entry(coverage_mode) for k, c in coverages.items()}
+        atomic_write_json(ctx.rec / "manifest.json", manifest)
+    if ctx.runs("report") and ctx.runs("score"):
+        with _timer(ctx.timings, "report"):
+            _write_reports(ctx.rec, cfg)
+    manifest["timings"] = ctx.timings  # now including "write" (and "report")
+    atomic_write_json(ctx.rec / "manifest.json", manifest)
+    log.info("counters: %s", ctx.counters)
+    log.info("timings (s): %s", ctx.timings)
+    log.info("wrote %s", ctx.rec / ("leaderboard.csv" if ctx.runs("score") else "manifest.json"))
+    return rdir
+
+
+def _score(cfg: DictConfig, ctx: _RunContext, setup: _Setup, gathered: Gathered, embedded: Embedded,
+           paired: dict, ref_hash: dict[str, str | None]) -> Scores:
+    """The score stage, minus the (embedder, metric) pairs that can never be computed (checked from the
+    classes at config time: they make no rows, hence no columns)."""
     never = never_computable(cfg)
     if never:
         log.info("not computable, left out of the tables: %s",
                  ", ".join(f"{lb.column_name(mk, ek)} ({why})" for (ek, mk), why in never.items()))
-    if "score" in stages:
-        if keep is not None:
-            log.warning("scoring shard %s of %s only: values cover that shard", shard["index"], shard["count"])
-        with _timer(timings, "score"):
-            ctx = ScoreContext(
-                embedded.keys, EmbeddingLoader(cache), gathered.audio, Path(cfg.cache_dir) / "scores",
-                int(cfg.get("seed", 0)), errors.policy == "fail",
-            )
-            base = {"run_id": run_id, "config_hash": config_hash}
-            scores = score(ctx, base, setup.prompt_sets, setup.models, setup.refs, ref_hash, setup.embedders,
-                           setup.metrics, paired)
-            # pairs that can never be computed (checked from the classes) are no rows, hence no columns
-            scores.rows = [r for r in scores.rows if (r["embedder"], str(r["metric"]).split(".")[0]) not in never]
-    counters["scored"] += scores.scored
-    counters["score_cache_hits"] += scores.cache_hits
-
-    with _timer(timings, "write"):
-        if "score" in stages:
-            _write_tables(rec, scores)
-        errors.write(rec / "errors.csv")
-        if coverages:
-            lb.write_csv(_frame([r for c in coverages.values() for r in c.rows], MISSING_COLUMNS),
-                         rec / "missing.csv", MISSING_COLUMNS)
-        manifest = build_manifest(
-            run_id=run_id, config_hash=config_hash, started=started, config=resolved, stages=stages, shard=shard,
-            models=setup.models, embedders=setup.embedders, metrics=setup.metrics, prompt_sets=setup.prompt_sets,
-            refs=setup.refs, ref_hash=ref_hash, audio=gathered.audio, run_dir=rdir, n_errors=errors.n_errors,
-            n_warnings=errors.n_warnings, counters=counters, timings=timings,
+    if ctx.keep is not None:
+        log.warning("scoring shard %s of %s only: values cover that shard", ctx.shard["index"], ctx.shard["count"])
+    with _timer(ctx.timings, "score"):
+        sctx = ScoreContext(
+            embedded.keys, EmbeddingLoader(ctx.cache), gathered.audio, Path(cfg.cache_dir) / "scores",
+            int(cfg.get("seed", 0)), ctx.errors.policy == "fail",
         )
-        manifest["coverage"] = {
-            k: {"mode": str(cfg.get("coverage", "intersect")), "n_prompts": c.n_prompts, "covered": c.covered,
-                "n_common": None if c.common is None else len(c.common)}
-            for k, c in coverages.items()
-        }
-        atomic_write_json(rec / "manifest.json", manifest)
-    if "report" in stages and "score" in stages:
-        with _timer(timings, "report"):
-            _write_reports(rec, cfg)
-    manifest["timings"] = timings  # now including "write" (and "report")
-    atomic_write_json(rec / "manifest.json", manifest)
-    log.info("counters: %s", counters)
-    log.info("timings (s): %s", timings)
-    log.info("wrote %s", rec / ("leaderboard.csv" if "score" in stages else "manifest.json"))
-    return rdir
+        base = {"run_id": ctx.run_id, "config_hash": ctx.config_hash}
+        scores = score(sctx, base, setup.prompt_sets, setup.models, setup.refs, ref_hash, setup.embedders,
+                       setup.metrics, paired)
+    scores.rows = [r for r in scores.rows if (r["embedder"], str(r["metric"]).split(".")[0]) not in never]
+    ctx.counters["scored"] += scores.scored
+    ctx.counters["score_cache_hits"] += scores.cache_hits
+    return scores
 
 
 def _setup(cfg: DictConfig, errors: ErrorLog) -> _Setup:

@@ -29,12 +29,12 @@ products on a view; otherwise each phase is split into ``M`` decimated streams c
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
+
+from bench.resources import installed_package_dirs
 
 #: tolerance stated in the docs and checked by the tests: max |polyphase - resampy| (float32 output)
 TOLERANCE = 1e-6
@@ -46,10 +46,10 @@ def kaiser_best_table() -> tuple[np.ndarray, int]:
 
     Read from resampy's data file without importing resampy (which imports numba).
     """
-    spec = importlib.util.find_spec("resampy")
-    if spec is None or not spec.submodule_search_locations:
+    dirs = installed_package_dirs("resampy")
+    if not dirs:
         raise ImportError("resampy is not installed (pip install resampy); its kaiser_best table is needed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "kaiser_best.npz"
+    path = dirs[0] / "data" / "kaiser_best.npz"
     with np.load(path) as z:
         win = np.asarray(z["half_window"], dtype=np.float64)
         num_table = int(z["precision"])  # resampy passes this as num_table

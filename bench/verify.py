@@ -23,7 +23,6 @@ float32) and resamples from the decoded opus exactly as we do but writes/reads a
 from __future__ import annotations
 
 import csv
-import importlib.util
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.resources import installed_package_dirs
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,7 @@ def fadtk_data(root: str | Path | None = None) -> FadtkData:
     Raises :class:`ConfigError` naming the install command when they are missing.
     """
     if root is None:
-        try:
-            spec = importlib.util.find_spec("fadtk")
-        except (ImportError, ValueError):
-            spec = None
-        locs = list(spec.submodule_search_locations or []) if spec else []
-        root = Path(locs[0]) if locs else None
+        root = next(iter(installed_package_dirs("fadtk")), None)
     how = "install them with `pip install --no-deps fadtk==1.1.0` (scripts/setup.sh does)"
     if root is None:
         raise ConfigError(f"fadtk's sample clips and FMA-Pop statistics are not installed; {how}")

@@ -68,3 +68,14 @@ def test_each_mode_says_n_differs_in_csv_markdown_and_html(tmp_path, tiny_audio_
     assert bench.run.__doc__  # the API is the same function the CLI runs
     with pytest.raises(ConfigError, match="coverage=error"):
         _partial_run(tmp_path / "e", helpers, tiny_audio_dir, "error")
+
+
+def test_run_audio_restricted_per_prompt_set_in_place(caplog):
+    from bench.coverage import restrict_run_audio
+
+    audio = {("mg", "s"): dict(AUDIO["mg"]), ("mlm", "s"): dict(AUDIO["mlm"]), ("mg", "t"): {"a": Path("xa")}}
+    out = restrict_run_audio(audio, {"s": IDS, "t": ["a"]}, ["mg", "mlm"], "intersect")
+    assert set(audio[("mg", "s")]) == set(audio[("mlm", "s")]) == {"b", "c"} == set(out["s"].kept["mg"])
+    assert out["t"].covered == {"mg": 1} and audio[("mg", "t")] == {"a": Path("xa")}
+    assert out["s"].manifest_entry("intersect")["n_common"] == len(out["s"].common)
+    assert "coverage: prompts s" in caplog.text and "prompts t" not in caplog.text

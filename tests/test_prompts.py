@@ -83,3 +83,23 @@ def test_reference_template_and_bad_jsonl_line(tmp_path):
         PromptSet.from_jsonl("j", str(tmp_path / "p.jsonl"))
     with pytest.raises(ValueError, match=r"needs columns 'id' and 'caption'; found \['id', 'text'\]"):
         PromptSet.from_csv("t", str(tmp_path / "p.csv"), text_column="caption")
+
+
+def test_table_options_are_flat_keys_defined_once(tmp_path):
+    import inspect
+
+    from bench.errors import ConfigError
+    from bench.prompt_sets import TableOptions, clotho, from_table
+
+    shared = list(TableOptions.__dataclass_fields__)
+    for loader in (PromptSet.from_csv, PromptSet.from_jsonl, from_table, clotho.load):
+        params = inspect.signature(loader).parameters
+        assert set(shared) <= set(params) and "opts" not in params
+    assert inspect.signature(clotho.load).parameters["reference_pattern"].default == "{file_name}"
+    (tmp_path / "p.csv").write_text("id,text\na,x\nb,y\nc,z\n")
+    ps = PromptSet.from_csv("s", str(tmp_path / "p.csv"), "id", "text", None, 1, 1, source="here")
+    assert [p.id for p in ps] == ["b"] and ps.source == "here"  # positional order as before
+    with pytest.raises(TypeError, match="limt"):
+        from_table(str(tmp_path / "p.csv"), limt=1)
+    with pytest.raises(ConfigError, match="did you mean 'limit'"):
+        _compose_prompts("csv", f"prompts.csv.path={tmp_path / 'p.csv'}", "+prompts.csv.limt=1")

@@ -31,7 +31,6 @@ the last conv block.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from collections.abc import Sequence
@@ -46,6 +45,8 @@ from torch import nn
 from bench.audio import AudioSpec
 from bench.checkpoints import CheckpointSpec, CheckpointUnavailable, resolve, torch_load_weights
 from bench.embedders.base import Embedder, EmbedderUnavailable
+from bench.embedders.pann import ConvBlock
+from bench.resources import installed_package_dirs
 
 ENV_CKPT = "GENAUDIO_BENCH_AISFX_CHECKPOINT"
 #: sha256 of aisfx/models/checkpoint.pth in aisfx==0.1.2
@@ -150,32 +151,16 @@ def make_blocks(spec: torch.Tensor, block: int, hop: int, drop_partial: bool) ->
 # -- model -------------------------------------------------------------------------------------
 
 
-class ConvBlock(nn.Module):
-    """(3x3 conv, BN, ReLU) x 2 then max-pool; parameter names as ``aisfx.models.cnn2d.ConvBlock``."""
-
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.bn2 = nn.BatchNorm2d(c_out)
-
-    def forward(self, x: torch.Tensor, pool: tuple[int, int]) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        return F.max_pool2d(x, kernel_size=pool) if pool != (1, 1) else x
-
-
 class EmbeddingNet(nn.Module):
-    """``EmbeddingNet('max', 3, 1, 64)``: input ``(B, frames, mels)`` -> ``(B, 512)``."""
+    """``EmbeddingNet('max', 3, 1, 64)`` (blocks: PANN's conv block with max pooling): input ``(B, frames, mels)`` -> ``(B, 512)``."""
 
     def __init__(self, width: int = 64):
         super().__init__()
         w = [1, width, 2 * width, 4 * width, 8 * width]
-        self.conv_block1 = ConvBlock(w[0], w[1])
-        self.conv_block2 = ConvBlock(w[1], w[2])
-        self.conv_block3 = ConvBlock(w[2], w[3])
-        self.conv_block4 = ConvBlock(w[3], w[4])
+        self.conv_block1 = ConvBlock(w[0], w[1], "max")
+        self.conv_block2 = ConvBlock(w[1], w[2], "max")
+        self.conv_block3 = ConvBlock(w[2], w[3], "max")
+        self.conv_block4 = ConvBlock(w[3], w[4], "max")
         self.dim = w[4]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,14 +174,9 @@ class EmbeddingNet(nn.Module):
 
 def installed_checkpoint() -> Path | None:
     """``aisfx/models/checkpoint.pth`` of the installed wheel, found without importing aisfx."""
-    try:
-        spec = importlib.util.find_spec("aisfx")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "checkpoint.pth"
-    return path if path.is_file() else None
+    dirs = installed_package_dirs("aisfx")
+    path = dirs[0] / "models" / "checkpoint.pth" if dirs else None
+    return path if path is not None and path.is_file() else None
 
 
 def how_to() -> str:

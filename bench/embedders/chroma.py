@@ -25,6 +25,7 @@ import torch
 
 from bench.audio import AudioSpec
 from bench.embedders.base import Embedder
+from bench.embedders.frontends import power_spectrogram
 
 
 def chroma_filterbank(sr: int, n_fft: int, n_chroma: int = 12) -> np.ndarray:
@@ -43,11 +44,7 @@ def chromagram(
     if n < n_fft:
         pad = n_fft - n
         x = torch.nn.functional.pad(x, (pad // 2, pad // 2 + pad % 2))
-    spec = torch.stft(
-        x, n_fft, hop_length=hop, win_length=window.numel(), window=window, center=True, pad_mode="reflect",
-        return_complex=True,
-    )
-    power = (spec.real.square() + spec.imag.square()) / window.square().sum()  # (freq, frames)
+    power = power_spectrogram(x, n_fft, hop, window) / window.square().sum()  # (freq, frames)
     raw = fbank @ power  # (n_chroma, frames)
     norm = raw / raw.abs().amax(dim=0, keepdim=True).clamp_min(eps)
     keep = max(1, math.ceil(n / hop))

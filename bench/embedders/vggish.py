@@ -212,12 +212,7 @@ class VGGishEmbedder(Embedder):
         self.pad_short = bool(pad_short)
         self.max_examples_per_pass = max(1, int(max_examples_per_pass))
 
-        spec = CheckpointSpec(
-            filename=Path(VGGISH_URL).name,
-            url=VGGISH_URL,
-            env_var="GENAUDIO_BENCH_VGGISH",
-            config_key=f"{config_key}.checkpoint",
-        )
+        spec = CheckpointSpec.published(VGGISH_URL, env_var="GENAUDIO_BENCH_VGGISH", config_key=f"{config_key}.checkpoint")
         self.checkpoint_path, self.checkpoint_sha256 = resolve(spec, checkpoint)
         with torch.device("meta"):  # no random init of 72M parameters that are overwritten anyway
             self.net = VGGishNet()
@@ -227,11 +222,8 @@ class VGGishEmbedder(Embedder):
         self.pca_path: Path | None = None
         self.pca_sha256: str | None = None
         if postprocess != "none":
-            pspec = CheckpointSpec(
-                filename=Path(PCA_URL).name,
-                url=PCA_URL,
-                env_var="GENAUDIO_BENCH_VGGISH_PCA",
-                config_key=f"{config_key}.pca_checkpoint",
+            pspec = CheckpointSpec.published(
+                PCA_URL, env_var="GENAUDIO_BENCH_VGGISH_PCA", config_key=f"{config_key}.pca_checkpoint"
             )
             self.pca_path, self.pca_sha256 = resolve(pspec, pca_checkpoint)
             matrix, means = self._pca_params(torch_load_weights(self.pca_path), self.pca_path)

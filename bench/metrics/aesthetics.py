@@ -9,7 +9,7 @@ One metric per axis (``aes_ce``, ``aes_cu``, ``aes_pc``, ``aes_pq``) gives four 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,18 +26,25 @@ AXIS_NAMES = {
 
 
 class Aesthetics(BootstrapMetric):
-    """Mean Audiobox Aesthetics score on the subclass' ``axis`` (higher is better).
+    """Mean Audiobox Aesthetics score on one axis (higher is better); one subclass per axis, declared
+    as ``class AestheticsPQ(Aesthetics, axis="PQ")``, which sets its ``axis``, ``name`` (``aes_pq``) and
+    identity (``fixed_params``).
 
     Args:
         **bootstrap: n_bootstrap, ci, ci_method (:class:`~bench.metrics.base.BootstrapMetric`).
     """
 
-    axis = "PQ"
-    name = "aes_pq"
+    axis: ClassVar[str]
     lower_is_better = False
     needs_reference = False
 
-    fixed_params = {"axis": "PQ", "clip_score": "window_fraction_weighted_mean"}
+    def __init_subclass__(cls, axis: str | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if axis is not None:
+            if axis not in AXES:
+                raise ValueError(f"Aesthetics axis must be one of {AXES}, got {axis!r}")
+            cls.axis, cls.name = axis, f"aes_{axis.lower()}"
+            cls.fixed_params = {"axis": axis, "clip_score": "window_fraction_weighted_mean"}
 
     def __init__(self, **bootstrap: Any):
         super().__init__(**bootstrap)
@@ -67,29 +74,17 @@ class Aesthetics(BootstrapMetric):
         return res
 
 
-class AestheticsCE(Aesthetics):
+class AestheticsCE(Aesthetics, axis="CE"):
     """Audiobox Aesthetics content enjoyment (CE)."""
 
-    axis, name = "CE", "aes_ce"
-    fixed_params = {"axis": "CE", "clip_score": "window_fraction_weighted_mean"}
 
-
-class AestheticsCU(Aesthetics):
+class AestheticsCU(Aesthetics, axis="CU"):
     """Audiobox Aesthetics content usefulness (CU)."""
 
-    axis, name = "CU", "aes_cu"
-    fixed_params = {"axis": "CU", "clip_score": "window_fraction_weighted_mean"}
 
-
-class AestheticsPC(Aesthetics):
+class AestheticsPC(Aesthetics, axis="PC"):
     """Audiobox Aesthetics production complexity (PC)."""
 
-    axis, name = "PC", "aes_pc"
-    fixed_params = {"axis": "PC", "clip_score": "window_fraction_weighted_mean"}
 
-
-class AestheticsPQ(Aesthetics):
+class AestheticsPQ(Aesthetics, axis="PQ"):
     """Audiobox Aesthetics production quality (PQ)."""
-
-    axis, name = "PQ", "aes_pq"
-    fixed_params = {"axis": "PQ", "clip_score": "window_fraction_weighted_mean"}

@@ -15,7 +15,6 @@ cache folder with ``mu.npy`` / ``cov.npy``.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from bench.cache import atomic_write_bytes
+from bench.resources import installed_package_dirs
 
 log = logging.getLogger(__name__)
 
@@ -243,14 +243,8 @@ def stats_keys(path: str | Path) -> list[str]:
 
 def fadtk_stats_path(name: str = "fma_pop") -> Path | None:
     """Path of a statistics file shipped in the fadtk package (``fadtk/stats/<name>.npz``), if installed."""
-    try:
-        spec = importlib.util.find_spec("fadtk")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for loc in spec.submodule_search_locations:
-        p = Path(loc) / "stats" / f"{name}.npz"
+    for loc in installed_package_dirs("fadtk"):
+        p = loc / "stats" / f"{name}.npz"
         if p.is_file():
             return p
     return None

@@ -13,10 +13,8 @@ academic use only. Audio belongs to its YouTube uploaders.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from bench.prompt_sets import attach_references, read_table, require_file, select
-from bench.prompts import Prompt, PromptSet
+from bench.prompt_sets import read_caption_file
+from bench.prompts import Prompt, PromptSet, TableOptions, flat_options
 
 LICENSE = "MIT (AudioCaps captions, Kim et al. 2019); the AudioCaps README restricts use to academic research"
 HOW_TO = (
@@ -25,30 +23,21 @@ HOW_TO = (
 )
 
 
+@flat_options
 def load(
     path: str,
     name: str = "audiocaps",
     captions: str = "one",
-    limit: int | None = None,
-    offset: int = 0,
-    sample_seed: int | None = None,
-    reference_dir: str | None = None,
-    reference_pattern: str = "{youtube_id}.wav",
-    license: str | None = None,
-    source: str | None = None,
+    opts: TableOptions = TableOptions(reference_pattern="{youtube_id}.wav"),
 ) -> PromptSet:
     """AudioCaps prompts; ``limit``/``offset``/``sample_seed`` select clips (all their captions come along)."""
-    if captions not in ("one", "all"):
-        raise ValueError(f"audiocaps captions must be 'one' or 'all', got {captions!r}")
-    p = require_file(path, "AudioCaps captions", HOW_TO)
-    rows = read_table(p)
-    if rows and not {"audiocap_id", "youtube_id", "caption"} <= set(rows[0]):
-        raise ValueError(f"{p}: needs audiocap_id,youtube_id,caption columns; found {sorted(rows[0])}")
+    columns = ("audiocap_id", "youtube_id", "caption")
+    p, rows = read_caption_file(path, "AudioCaps", HOW_TO, captions, columns, ",".join(columns))
     clips: dict[str, list[dict]] = {}
     for r in rows:
         clips.setdefault(str(r["youtube_id"]), []).append(r)
     prompts = []
-    for yid in select(list(clips), limit, offset, sample_seed):
+    for yid in opts.select(list(clips)):
         caps = sorted(clips[yid], key=lambda r: int(r["audiocap_id"]))
         texts = [str(r["caption"]).strip() for r in caps]
         chosen = caps[:1] if captions == "one" else caps
@@ -62,5 +51,4 @@ def load(
                 "captions": texts,
             }
             prompts.append(Prompt(pid, str(r["caption"]).strip(), None, meta))
-    attach_references(prompts, reference_dir, reference_pattern)
-    return PromptSet(name, prompts, license or LICENSE, source or str(Path(p)))
+    return opts.prompt_set(name, prompts, LICENSE, str(p))

@@ -13,10 +13,8 @@ https://zenodo.org/records/3490684, v1) and set ``prompts.clotho.path`` or ``CLO
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from bench.prompt_sets import attach_references, read_table, require_file, select
-from bench.prompts import Prompt, PromptSet
+from bench.prompt_sets import read_caption_file
+from bench.prompts import Prompt, PromptSet, TableOptions, flat_options
 
 LICENSE = "Clotho captions: non-commercial use with attribution (Drossos, Lipping & Virtanen, ICASSP 2020)"
 HOW_TO = (
@@ -25,31 +23,21 @@ HOW_TO = (
 )
 
 
+@flat_options
 def load(
     path: str | None,
     name: str = "clotho",
     captions: str = "one",
     caption_index: int = 1,
-    limit: int | None = None,
-    offset: int = 0,
-    sample_seed: int | None = None,
-    reference_dir: str | None = None,
-    reference_pattern: str = "{file_name}",
-    license: str | None = None,
-    source: str | None = None,
+    opts: TableOptions = TableOptions(reference_pattern="{file_name}"),
 ) -> PromptSet:
     """Clotho prompts; ``limit``/``offset``/``sample_seed`` select clips."""
-    if captions not in ("one", "all"):
-        raise ValueError(f"clotho captions must be 'one' or 'all', got {captions!r}")
-    p = require_file(path, "Clotho captions", HOW_TO)
-    rows = read_table(p)
     cols = [f"caption_{k}" for k in range(1, 6)]
-    if rows and not {"file_name", *cols} <= set(rows[0]):
-        raise ValueError(f"{p}: needs file_name,caption_1..caption_5 columns; found {sorted(rows[0])}")
+    p, rows = read_caption_file(path, "Clotho", HOW_TO, captions, ["file_name", *cols], "file_name,caption_1..caption_5")
     if not 1 <= int(caption_index) <= 5:
         raise ValueError(f"caption_index must be 1..5, got {caption_index}")
     prompts = []
-    for r in select(rows, limit, offset, sample_seed):
+    for r in opts.select(rows):
         fname = str(r["file_name"])
         texts = [str(r[c]).strip() for c in cols]
         ks = [int(caption_index)] if captions == "one" else range(1, 6)
@@ -57,5 +45,4 @@ def load(
             pid = fname if captions == "one" else f"{fname}_caption_{k}"
             meta = {"file_name": fname, "caption_index": k, "captions": texts}
             prompts.append(Prompt(pid, texts[k - 1], None, meta))
-    attach_references(prompts, reference_dir, reference_pattern)
-    return PromptSet(name, prompts, license or LICENSE, source or str(Path(p)))
+    return opts.prompt_set(name, prompts, LICENSE, str(p))

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import ast
 import logging
-from pathlib import Path
 
-from bench.prompt_sets import attach_references, read_table, require_file, select
-from bench.prompts import Prompt, PromptSet
+from bench.prompt_sets import read_table, require_file
+from bench.prompts import Prompt, PromptSet, TableOptions, flat_options
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +48,14 @@ def _aspects(v: str) -> list[str]:
         return [a.strip() for a in str(v).strip("[]").split(",") if a.strip()]
 
 
+@flat_options
 def load(
     path: str,
     name: str = "musiccaps",
     split: str = "all",
     text: str = "caption",
     refined_path: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-    sample_seed: int | None = None,
-    reference_dir: str | None = None,
-    reference_pattern: str = "{id}.wav",
-    license: str | None = None,
-    source: str | None = None,
+    opts: TableOptions = TableOptions(),
 ) -> PromptSet:
     """MusicCaps prompts.
 
@@ -70,8 +64,8 @@ def load(
         split: "all" | "eval" | "train" | "balanced".
         text: "caption" | "refined" | "aspects".
         refined_path: CSV with ``ytid,openai_refine`` for ``text="refined"`` when ``path`` lacks the column.
-        limit, offset, sample_seed: subset (see :func:`bench.prompt_sets.select`), taken after the split filter.
-        reference_dir, reference_pattern: pair prompts with local audio (see :func:`bench.prompt_sets.attach_references`).
+        opts: :class:`bench.prompts.TableOptions` (flat keys ``limit``, ``offset``, ``sample_seed``: subset taken
+            after the split filter; ``reference_dir``, ``reference_pattern``: pair prompts with local audio).
     """
     if split not in SPLITS:
         raise ValueError(f"musiccaps split must be one of {SPLITS}, got {split!r}")
@@ -89,7 +83,7 @@ def load(
         rows = [r for r in rows if not _bool(r.get("is_audioset_eval"))]
     elif split == "balanced":
         rows = [r for r in rows if _bool(r.get("is_balanced_subset"))]
-    lic = license or LICENSE
+    lic = LICENSE
     if text == "refined":
         if rows and "openai_refine" not in rows[0]:
             rp = require_file(
@@ -104,9 +98,9 @@ def load(
         if dropped:
             log.warning("musiccaps: %d clip(s) without a refined prompt dropped: %s", len(dropped), dropped[:5])
         rows = [r for r in rows if _has_text(r.get("openai_refine"))]
-        lic = license or f"{LICENSE}; {REFINED_LICENSE}"
+        lic = f"{LICENSE}; {REFINED_LICENSE}"
     prompts = []
-    for r in select(rows, limit, offset, sample_seed):
+    for r in opts.select(rows):
         aspects = _aspects(r.get("aspect_list", ""))
         body = {"caption": r.get("caption", ""), "refined": r.get("openai_refine", ""), "aspects": ", ".join(aspects)}[
             text
@@ -124,5 +118,4 @@ def load(
             "is_audioset_eval": _bool(r.get("is_audioset_eval")),
         }
         prompts.append(Prompt(str(r["ytid"]), str(body).strip(), None, meta))
-    attach_references(prompts, reference_dir, reference_pattern)
-    return PromptSet(name, prompts, lic, source or str(Path(p)))
+    return opts.prompt_set(name, prompts, lic, str(p))

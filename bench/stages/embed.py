@@ -35,6 +35,7 @@ from bench.audio import AudioError, AudioSpec, LoadedAudio, extension_note, load
 from bench.cache import ArrayCache, sha256_file, stable_hash
 from bench.embedders.base import Embedder
 from bench.errors import ErrorLog, RunFailed
+from bench.fields import from_fields
 from bench.stages.common import Component, Owners
 
 log = logging.getLogger(__name__)
@@ -139,17 +140,24 @@ def embed_files(
     embed_all(st, [(ekey, emb)], files, progress, compute, io)
 
 
-def _embed_files_legacy(st: EmbedState, ekey: str, emb: Embedder, files: Owners, progress: bool, compute: bool) -> None:
-    """The previous embed stage (``embed_io.legacy``): per embedder, sequential load then embed per batch."""
-    by_key = _keys(st, emb, files)
-    todo: list[str] = []
+def _record_cached(st: EmbedState, ekey: str, by_key: dict[str, list[str]], files: Owners) -> list[str]:
+    """Record every key of ``by_key`` already in the cache (counted as hits); the other keys, in order."""
+    missing = []
     for key, paths in by_key.items():
         got = st.cache.get_with_meta(key)
         if got is not None:
             _record(st, ekey, key, paths, files, got[1])
             st.counters["embed_cache_hits"] += 1
-        elif compute:
-            todo.append(key)
+        else:
+            missing.append(key)
+    return missing
+
+
+def _embed_files_legacy(st: EmbedState, ekey: str, emb: Embedder, files: Owners, progress: bool, compute: bool) -> None:
+    """The previous embed stage (``embed_io.legacy``): per embedder, sequential load then embed per batch."""
+    by_key = _keys(st, emb, files)
+    missing = _record_cached(st, ekey, by_key, files)  # hits are recorded even when not computing
+    todo = missing if compute else []
     if not todo:
         return
     from tqdm.auto import tqdm
@@ -311,16 +319,7 @@ class EmbedIO:
     @classmethod
     def from_config(cls, node: Any) -> EmbedIO:
         """From the ``embed_io`` config node (dict / DictConfig / None); unknown keys raise ``ValueError``."""
-        if node is None:
-            return cls()
-        d = dict(node)
-        import dataclasses
-
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(d) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown embed_io key(s) {unknown}; valid keys: {valid}")
-        return cls(**d)
+        return from_fields(cls, node, "embed_io")
 
     @property
     def workers(self) -> int:
@@ -403,13 +402,9 @@ def embed_all(
     for ekey, emb in embedders:
         by_key = _keys(st, emb, files)
         need = _Need(ekey, emb, by_key, [], {}, [])
-        for key, paths in by_key.items():
-            got = st.cache.get_with_meta(key)
-            if got is not None:
-                _record(st, ekey, key, paths, files, got[1])
-                st.counters["embed_cache_hits"] += 1
-            elif compute:
-                jobs.setdefault(paths[0], []).append((len(needs), key))
+        missing = _record_cached(st, ekey, by_key, files)  # hits are recorded even when not computing
+        for key in missing if compute else []:
+            jobs.setdefault(by_key[key][0], []).append((len(needs), key))
         needs.append(need)
     total = sum(len(v) for v in jobs.values())
     if total == 0:
