@@ -2,8 +2,8 @@
 
 Each builder writes a checkpoint (file or folder) that the backend loads through its ordinary ``checkpoint``
 argument, as it would the released weights: random weights of the authors' own model code (torchvggish,
-frechet-audio-distance / panns_inference CNN14, laion_clap CLAP, encodec, audiobox_aesthetics, torchopenl3's
-numpy weight format), in the released key layout; a tiny config where the backend reads one (MERT
+frechet-audio-distance / panns_inference CNN14, laion_clap's ``create_model``, encodec, audiobox_aesthetics,
+transformers' HuBERT for MERT, torchopenl3's numpy weight format), in the released key layout; a tiny config where the backend reads one (MERT
 ``config.json``, PaSST's ``arch``), full size where the layout is fixed. Used through the session fixtures
 ``tiny_embedder_checkpoint`` / ``tiny_embedder_overrides`` of ``tests/conftest.py`` by the embedder contract
 (``tests/contract``) and by the per-backend tests, which build their reference models with the helpers here.

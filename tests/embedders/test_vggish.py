@@ -124,10 +124,6 @@ def test_hub_hash_prefix():
 # -- torchvggish's own code (the sdist on PyPI; frechet-audio-distance and fadtk torch.hub-load the same) -------
 
 
-def _torchvggish():
-    return torchvggish()
-
-
 def fadtk_clip(name: str = "mg-1634.opus") -> tuple[np.ndarray, int]:
     """A real 10 s 48 kHz music clip shipped in the fadtk wheel (MIT); soundfile decodes Opus."""
     spec = importlib.util.find_spec("fadtk")
@@ -148,12 +144,12 @@ def ref_files(tiny_embedder_checkpoint):
 
 def _official_examples(wav: np.ndarray, sr: int) -> torch.Tensor:
     """torchvggish's front end: resampy to 16 kHz, numpy log-mel, 0.96 s examples -> (N, 1, 96, 64) float32."""
-    return _torchvggish().vggish_input.waveform_to_examples(wav.astype(np.float64), sr, return_tensor=True).detach()
+    return torchvggish().vggish_input.waveform_to_examples(wav.astype(np.float64), sr, return_tensor=True).detach()
 
 
 def _official_postprocessor(pca: dict):
     """torchvggish's ``Postprocessor`` with the given PCA parameters (its __init__ would download them)."""
-    post = object.__new__(_torchvggish().torchvggish.Postprocessor)
+    post = object.__new__(torchvggish().torchvggish.Postprocessor)
     post._pca_matrix = torch.as_tensor(pca["pca_eigen_vectors"]).float()
     post._pca_means = torch.as_tensor(pca["pca_means"].reshape(-1, 1)).float()
     return post
