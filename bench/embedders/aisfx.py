@@ -246,8 +246,7 @@ class AISFXEmbedder(Embedder):
         audio: AudioSpec | dict | None = None,
     ):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
-        if self.audio.sample_rate != SAMPLE_RATE:
-            raise ValueError(f"aiSFX needs {SAMPLE_RATE} Hz input; got audio.sample_rate={self.audio.sample_rate}")
+        self.require_rate(SAMPLE_RATE, "aiSFX")
         self.block_hop = int(np.round(EMB_BLOCK_LENGTH * float(emb_hop)))
         if self.block_hop < 1:
             raise ValueError(f"emb_hop={emb_hop} gives a block hop < 1 frame")

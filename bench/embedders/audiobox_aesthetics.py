@@ -120,8 +120,7 @@ class AudioboxAesthetics(Embedder):
         audio: AudioSpec | dict | None = None,
     ):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
-        if self.audio.sample_rate != SAMPLE_RATE:
-            raise ValueError(f"Audiobox Aesthetics needs {SAMPLE_RATE} Hz input; got {self.audio.sample_rate}")
+        self.require_rate(SAMPLE_RATE, "Audiobox Aesthetics")
         self.checkpoint_path, self.sha256 = find_checkpoint(checkpoint)
         ckpt = torch_load_weights(self.checkpoint_path)
         if not (isinstance(ckpt, dict) and {"state_dict", "model_cfg", "target_transform"} <= set(ckpt)):

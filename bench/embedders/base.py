@@ -96,6 +96,12 @@ class Embedder(Configured, ABC):
         """``{role: {"path": ..., "sha256": ...}}`` of the weights in use (for the manifest)."""
         return {}
 
+    def require_rate(self, rate: int, who: str | None = None) -> None:
+        """Refuse an ``audio.sample_rate`` other than ``rate`` (Hz), the rate the network was trained at."""
+        if self.audio.sample_rate != rate:
+            raise ValueError(f"{who or self.name} needs {rate} Hz input; got audio.sample_rate="
+                             f"{self.audio.sample_rate} (set audio.sample_rate: {rate})")
+
     # -- compute ------------------------------------------------------------------
     @abstractmethod
     def embed(self, wav: np.ndarray) -> dict[str, np.ndarray]:

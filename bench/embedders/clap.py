@@ -418,8 +418,7 @@ class ClapEmbedder(Embedder):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
         if variant not in VARIANTS:
             raise ValueError(f"unknown CLAP variant {variant!r}; choose one of {sorted(VARIANTS)}")
-        if self.audio.sample_rate != SAMPLE_RATE:
-            raise ValueError(f"CLAP needs {SAMPLE_RATE} Hz audio, got audio.sample_rate={self.audio.sample_rate}")
+        self.require_rate(SAMPLE_RATE, "CLAP")
         self.variant = variant
         self.spec = VARIANTS[variant]
         self.name = self.spec.config_key

@@ -69,8 +69,7 @@ class CrepeEmbedder(Embedder):
         audio: AudioSpec | dict | None = None,
     ):
         super().__init__(audio=audio, device=device, batch_size=batch_size)
-        if self.audio.sample_rate != SAMPLE_RATE:
-            raise ValueError(f"CREPE needs {SAMPLE_RATE} Hz input; got audio.sample_rate={self.audio.sample_rate}")
+        self.require_rate(SAMPLE_RATE, "CREPE")
         if model not in CAPACITIES:
             raise ValueError(f"model must be one of {CAPACITIES}, got {model!r}")
         if decoder not in ("viterbi", "weighted_argmax", "argmax"):

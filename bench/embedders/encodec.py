@@ -137,8 +137,7 @@ class EncodecEmbedder(Embedder):
             sample_rate=self.spec.sample_rate, mono="mean", resampler="torchaudio_sinc", max_duration_s=180.0
         )
         super().__init__(audio=audio, device=device, batch_size=batch_size)
-        if self.audio.sample_rate != self.spec.sample_rate:
-            raise ValueError(f"EnCodec {variant} needs {self.spec.sample_rate} Hz audio, got {self.audio.sample_rate}")
+        self.require_rate(self.spec.sample_rate, f"EnCodec {variant}")
         self.name = self.spec.config_key
         self.normalize = bool(normalize)
 

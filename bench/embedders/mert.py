@@ -289,8 +289,7 @@ class MERTEmbedder(Embedder):
         self._files = self._resolve_files(checkpoint, config_path)
         mert_cfg = json.loads(self._files["config"][0].read_text())
         sr = int(mert_cfg.get("sample_rate", 24000))
-        if sr != self.audio.sample_rate:
-            raise ValueError(f"{variant} expects {sr} Hz input but audio.sample_rate={self.audio.sample_rate}")
+        self.require_rate(sr, variant)
         try:
             self.model = build_model(mert_cfg)
         except ImportError as exc:

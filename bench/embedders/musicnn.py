@@ -413,8 +413,7 @@ class MusicnnEmbedder(Embedder):
             raise ValueError(f"layer {self.layer!r} not available for {model}; choose one of {LAYERS[self.arch]}")
         if pad_short not in ("repeat", "zero"):
             raise ValueError(f"pad_short must be 'repeat' or 'zero', got {pad_short!r}")
-        if self.audio.sample_rate != SR:
-            raise ValueError(f"musicnn needs {SR} Hz input; got audio.sample_rate={self.audio.sample_rate}")
+        self.require_rate(SR, "musicnn")
         self.input_length = float(input_length)
         self.input_overlap = None if not input_overlap else float(input_overlap)
         self.n_frames = time_to_frames(self.input_length) + 1

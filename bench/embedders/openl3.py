@@ -361,8 +361,7 @@ class OpenL3Embedder(Embedder):
             raise ValueError(f"input_repr must be one of {sorted(N_MELS)}, got {input_repr!r}")
         if hop_size <= 0:
             raise ValueError(f"hop_size must be positive, got {hop_size}")
-        if self.audio.sample_rate != SAMPLE_RATE:
-            raise ValueError(f"OpenL3 needs {SAMPLE_RATE} Hz input, audio.sample_rate={self.audio.sample_rate}")
+        self.require_rate(SAMPLE_RATE, "OpenL3")
         self.content_type, self.input_repr, self.embedding_size = content_type, input_repr, int(embedding_size)
         self.hop_size, self.center, self.frontend, self.channels = float(hop_size), bool(center), frontend, channels
         self.spectrogram = OpenL3Spectrogram(N_MELS[input_repr], frontend)

@@ -249,8 +249,7 @@ class PANNEmbedder(Embedder):
         v = VARIANTS[variant]
         self.default_audio = AudioSpec(sample_rate=v.sample_rate, mono="first", resampler="torchaudio_sinc")
         super().__init__(audio=audio, device=device, batch_size=batch_size)
-        if self.audio.sample_rate != v.sample_rate:
-            raise ValueError(f"{variant} needs {v.sample_rate} Hz input, audio.sample_rate={self.audio.sample_rate}")
+        self.require_rate(v.sample_rate, variant)
         self.variant, self._spec = variant, v
         self.remove_dc = bool(remove_dc)
         self.min_samples = int(min_samples)

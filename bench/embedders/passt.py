@@ -346,8 +346,7 @@ class PaSSTEmbedder(Embedder):
             raise ValueError(f"protocol must be 'audiocraft' or 'stable_audio', got {protocol!r}")
         if activation not in ("softmax", "sigmoid"):
             raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
-        if self.audio.sample_rate != SAMPLE_RATE:
-            raise ValueError(f"PaSST needs {SAMPLE_RATE} Hz input, audio.sample_rate={self.audio.sample_rate}")
+        self.require_rate(SAMPLE_RATE, "PaSST")
         self.protocol, self.activation = protocol, activation
         self.arch = {**PASST_S_ARCH, **(arch or {})}
         if self.arch["num_classes"] == 527:  # AudioSet head: probs feed KL / Inception Score

@@ -203,8 +203,7 @@ class VGGishEmbedder(Embedder):
             raise ValueError(f"unknown framing {framing!r}; choose one of {FRAMINGS}")
         if postprocess not in POSTPROCESS:
             raise ValueError(f"unknown postprocess {postprocess!r}; choose one of {POSTPROCESS}")
-        if self.audio.sample_rate != VGGishLogMel.sample_rate:
-            raise ValueError(f"VGGish needs 16 kHz input, audio.sample_rate={self.audio.sample_rate}")
+        self.require_rate(VGGishLogMel.sample_rate, "VGGish")
         self.relu = bool(relu)
         self.postprocess = postprocess
         self.framing = framing
