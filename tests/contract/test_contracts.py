@@ -235,3 +235,21 @@ def test_model_gather_and_identity_contract(key, tiny_checkpoint, model_inputs, 
         np.testing.assert_allclose(sf.read(str(out1[iid]))[0], sf.read(str(out[iid]))[0], atol=1e-3)
     for role, ck in model.checkpoints().items():
         assert len(ck["sha256"]) == 64 and int(ck["sha256"], 16) >= 0, role
+
+
+@pytest.mark.parametrize("key", EMBEDDERS)
+def test_embedder_rate_is_its_own_or_refused_naming_the_key(key, tiny_embedder_overrides, single_thread):
+    """A backend either works at any ``audio.sample_rate`` or refuses any rate but its network's, in one
+    ValueError that names ``audio.sample_rate`` and the rate to set (``Embedder.require_rate``)."""
+    cfg = {**_cfg("embedder", key), **tiny_embedder_overrides(key)}
+    cfg["audio"] = {**(cfg.get("audio") or {}), "sample_rate": 11025}
+    try:
+        emb = instantiate(cfg)
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        assert isinstance(cause, ValueError) and "audio.sample_rate=11025 (set audio.sample_rate: " in str(cause), (
+            repr(cause)[:300])
+        return
+    assert emb.audio.sample_rate == 11025
+    out = emb.embed((0.1 * np.random.default_rng(0).standard_normal(11025)).astype(np.float32))
+    assert np.all(np.isfinite(out["emb"]))
