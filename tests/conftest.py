@@ -181,12 +181,8 @@ def helpers():
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """``tiny_checkpoint(kind) -> Path``: a tiny random checkpoint of an official generator architecture
-    (``tests/tiny_generators.py``: musicgen, audioldm, audioldm2, riffusion, stable_audio), built once a session."""
-    from tests import tiny_generators
-
+def _built_once(tmp_path_factory: pytest.TempPathFactory, builders: dict[str, Callable[[Path], Path]]):
+    """``get(kind) -> Path``: ``builders[kind]`` run once (torch single-threaded) into a fresh temp folder."""
     built: dict[str, Path] = {}
 
     def get(kind: str) -> Path:
@@ -196,12 +192,21 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str],
             n = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                built[kind] = tiny_generators.BUILDERS[kind](tmp_path_factory.mktemp(kind))
+                built[kind] = builders[kind](tmp_path_factory.mktemp(kind))
             finally:
                 torch.set_num_threads(n)
         return built[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``tiny_checkpoint(kind) -> Path``: a tiny random checkpoint of an official generator architecture
+    (``tests/tiny_generators.py``: musicgen, audioldm, audioldm2, riffusion, stable_audio), built once a session."""
+    from tests import tiny_generators
+
+    return _built_once(tmp_path_factory, tiny_generators.BUILDERS)
 
 
 @pytest.fixture(scope="session")
@@ -210,21 +215,7 @@ def tiny_embedder_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callab
     its released layout (``tests/tiny_embedders.py``: vggish, pann_16k, clap_htsat_tiny, ...), built once a session."""
     from tests import tiny_embedders
 
-    built: dict[str, Path] = {}
-
-    def get(kind: str) -> Path:
-        if kind not in built:
-            import torch
-
-            n = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                built[kind] = tiny_embedders.BUILDERS[kind](tmp_path_factory.mktemp(kind))
-            finally:
-                torch.set_num_threads(n)
-        return built[kind]
-
-    return get
+    return _built_once(tmp_path_factory, tiny_embedders.BUILDERS)
 
 
 @pytest.fixture(scope="session")
