@@ -86,21 +86,11 @@ def passt(audio, tmp: Path) -> list[str]:
 def openl3(audio, tmp: Path) -> list[str]:
     import librosa
     import torchopenl3
-    from torchopenl3.models import PytorchOpenl3
 
     from bench.embedders.openl3 import OpenL3Embedder
+    from tests.tiny_embedders import torchopenl3_reference
 
-    torch.manual_seed(0)
-    model = PytorchOpenl3("music", "mel256", 512).eval()
-    with torch.no_grad():
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.5, 0.5)
-                mod.running_var.uniform_(0.5, 2.0)
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.uniform_(-0.1, 0.1)
-        model.batch_normalization_1.running_mean.fill_(-40.0)
-        model.batch_normalization_1.running_var.fill_(400.0)
+    model = torchopenl3_reference("mel256", 512)
     path = tmp / "torchopenl3_mel256_music_512.pth.tar"
     torch.save(model.state_dict(), path)
     ours = OpenL3Embedder(checkpoint=str(path), frontend="kapre_v0.1.4", hop_size=0.5, device="cpu")

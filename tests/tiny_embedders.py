@@ -375,6 +375,36 @@ def _mert(n_layers: int) -> Callable[[Path], Path]:
 
 
 # -- OpenL3 (torchopenl3's numpy weights) ----------------------------------------------------------------
+def torchopenl3_reference(input_repr: str = "mel256", embedding_size: int = 512, slaney: bool = False, seed: int = 0):
+    """torchopenl3's own ``PytorchOpenl3`` (music content) with random weights and random BatchNorm statistics.
+
+    ``slaney=True`` swaps its mel matrix for ``librosa.filters.mel(..., norm="slaney")``: torchopenl3 calls
+    ``librosa.filters.mel(norm=1)``, which meant area ("slaney") normalisation in the librosa 0.6 that
+    kapre 0.1.4 / openl3 0.3 used, but means L1 normalisation since librosa 0.8 (what it computes here).
+    """
+    import torch
+    from torchopenl3.models import PytorchOpenl3
+
+    torch.manual_seed(seed)
+    m = PytorchOpenl3("music", input_repr, embedding_size).eval()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.1, 0.1)
+        m.batch_normalization_1.running_mean.fill_(-40.0)  # dB-scale input
+        m.batch_normalization_1.running_var.fill_(400.0)
+        if slaney:
+            import librosa
+
+            sr, n_mels = 48000, m.speclayer.mel_basis.shape[0]
+            basis = librosa.filters.mel(sr=sr, n_fft=2048, n_mels=n_mels, fmin=0, fmax=sr // 2, htk=True, norm="slaney")
+            m.speclayer.mel_basis.copy_(torch.from_numpy(basis))
+    return m
+
+
 def openl3_layer_dict(seed: int = 0, keras_layout: bool = False) -> dict:
     """Random weights in torchopenl3's numpy format ({layer: {weights, bias} | {scale, bias, mean, var}})."""
     import torch

@@ -41,6 +41,7 @@ from bench.embedders.clap import (  # noqa: E402
     log_mel,
     resolve_roberta_tokenizer,
 )
+from tests.parity import fadtk_clip_path, max_error  # noqa: E402
 from tests.tiny_embedders import (  # noqa: E402
     clap_reference_module,
     clap_text_config,
@@ -181,17 +182,6 @@ def test_long_audio_windows_match_reference_crops(emb, ref, monkeypatch):
     np.testing.assert_allclose(ours[1], last[0], atol=2e-5)
 
 
-def fadtk_clip_path(name: str) -> Path:
-    """A real 10 s 48 kHz music clip shipped in the fadtk wheel (MIT)."""
-    spec = importlib.util.find_spec("fadtk")
-    if spec is None or spec.origin is None:
-        pytest.skip("fadtk wheel not installed (scripts/setup.sh installs it --no-deps)")
-    return Path(spec.origin).parent / "test" / "samples" / name
-
-
-def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    err = float(np.abs(got - want).max())
-    return err, err / float(np.abs(want).max())
 
 
 # Measured on fadtk's clips (mg-1741 mono, mubert-2120 stereo, mubert-806; 10 s and 3-4 s cuts), HTSAT-tiny and
@@ -214,7 +204,7 @@ def test_real_audio_matches_reference(emb, ref, clip):
         got = emb.embed(ours_in)["emb"]
         want = ref.get_audio_embedding_from_data(ref_in[None])
         assert got.shape == want.shape == (1, 512)
-        assert _rel(got, want)[1] < CLAP_RTOL
+        assert max_error(got, want)[1] < CLAP_RTOL
 
 
 def test_fadtk_windows_match_fadtk_clap_laion_model(ref, ckpt, tok_dir, text_cfg):
@@ -236,7 +226,7 @@ def test_fadtk_windows_match_fadtk_clap_laion_model(ref, ckpt, tok_dir, text_cfg
     )
     got = ours.embed(wav.astype(np.float32))["emb"]
     assert got.shape == want.shape == (4, 512)
-    assert _rel(got, want)[1] < CLAP_FADTK_RTOL
+    assert max_error(got, want)[1] < CLAP_FADTK_RTOL
 
 
 def test_text_embedding_matches_reference_and_counts_truncation(emb, ref, caplog):
@@ -293,7 +283,7 @@ def test_music_variant_matches_reference_on_real_audio(tmp_path, tok_dir, text_c
         got = music.embed(clip)["emb"]
         want = ref.get_audio_embedding_from_data(clip[None])
         assert got.shape == want.shape == (1, 512)
-        assert _rel(got, want)[1] < CLAP_RTOL
+        assert max_error(got, want)[1] < CLAP_RTOL
 
 
 def _released_checkpoint(arch: str, path: Path, fadtk_unpatched: bool = False) -> dict:

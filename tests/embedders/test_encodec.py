@@ -4,7 +4,6 @@ on real music clips from the fadtk wheel; released key layout from a golden list
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -19,6 +18,7 @@ pytest.importorskip("encodec")
 from bench.audio import load_audio  # noqa: E402
 from bench.checkpoints import CheckpointUnavailable  # noqa: E402
 from bench.embedders.encodec import VARIANTS, EncodecEmbedder, to_channels  # noqa: E402
+from tests.parity import fadtk_clip_path, max_error  # noqa: E402
 from tests.tiny_embedders import encodec_model, load_reference  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "bench" / "configs" / "embedder"
@@ -45,13 +45,6 @@ def _noise(n: int, seed: int, ch: int | None = None) -> np.ndarray:
 
 # -- fadtk's EncodecEmbModel (fadtk 1.1.0 model_loader.py), run as it is, on real audio ------------------------
 
-
-def fadtk_clip_path(name: str) -> Path:
-    """A real 10 s 48 kHz mono music clip shipped in the fadtk wheel (MIT)."""
-    spec = importlib.util.find_spec("fadtk")
-    if spec is None or spec.origin is None:
-        pytest.skip("fadtk wheel not installed (scripts/setup.sh installs it --no-deps)")
-    return Path(spec.origin).parent / "test" / "samples" / name
 
 
 def _soundfile_torchaudio_load(path, *args, **kwargs):
@@ -86,10 +79,6 @@ def fadtk_model(monkeypatch):
     return make
 
 
-def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    err = float(np.abs(got - want).max())
-    return err, err / float(np.abs(want).max())
-
 
 # Measured on fadtk's clips (relative = max abs diff / max |fadtk|), float32 embeddings (``_get_embedding``):
 # - 24 kHz, mubert-2120 (stereo, mixed to mono), both resampling 48 -> 24 kHz with torchaudio's sinc:
@@ -113,8 +102,8 @@ def test_24khz_matches_fadtk_encodec_emb_on_real_audio(fadtk_model, model24, emb
     stored = loader.get_embedding(wav)  # what fadtk caches and computes FAD from
     got = emb24.embed(load_audio(path, emb24.audio)[:96_000])["emb"]
     assert got.shape == want.shape == (300, 128) and got.dtype == np.float32
-    assert _rel(got, want)[1] < ENCODEC_RTOL
-    assert stored.dtype == np.float16 and _rel(got, stored.astype(np.float32))[1] < FLOAT16_RTOL
+    assert max_error(got, want)[1] < ENCODEC_RTOL
+    assert stored.dtype == np.float16 and max_error(got, stored.astype(np.float32))[1] < FLOAT16_RTOL
 
 
 def test_24khz_frame_count(emb24):
@@ -144,7 +133,7 @@ def test_48khz_matches_fadtk_segmenting_on_real_audio(fadtk_model, tiny_embedder
         assert x.ndim == channels  # (samples, 2) stereo is used as is; mono is duplicated
         got = emb.embed(x)["emb"]
         assert got.shape == want.shape == (int(seconds * 150), 128)
-        assert _rel(got, want)[1] < ENCODEC_RTOL
+        assert max_error(got, want)[1] < ENCODEC_RTOL
 
     # normalize=True: the encoder input EncodecModel._encode_frame builds (x / (1e-8 + rms)) for each segment
     norm = EncodecEmbedder("48khz", checkpoint=path, normalize=True, device="cpu")

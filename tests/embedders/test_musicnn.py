@@ -6,7 +6,6 @@ Needs the ``musicnn==0.1.0`` wheel (scripts/setup.sh installs it with --no-deps)
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from bench.embedders.musicnn import (  # noqa: E402
     time_to_frames,
 )
 from bench.formats.tf_checkpoint import TFCheckpoint  # noqa: E402
+from tests.parity import fadtk_clip_path  # noqa: E402
 
 SR = 16000
 
@@ -256,16 +256,6 @@ def test_tags_are_sensible_on_piano_vs_drums(mtt: MusicnnEmbedder, msd: MusicnnE
     assert np.linalg.norm(d1 - d2) < 0.5 * np.linalg.norm(d1 - p)
 
 
-def _fadtk_samples() -> Path:
-    spec = importlib.util.find_spec("fadtk")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("fadtk wheel not installed (its test clips are optional real music)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "test" / "samples"
-    if not path.is_dir():
-        pytest.skip("fadtk test samples not present")
-    return path
-
-
 @pytest.mark.parametrize(
     "clip, expected",
     [
@@ -278,7 +268,7 @@ def _fadtk_samples() -> Path:
 def test_tags_on_real_generated_music(mtt: MusicnnEmbedder, clip: str, expected: set[str]) -> None:
     from bench.audio import load_audio
 
-    wav = load_audio(_fadtk_samples() / clip, mtt.audio)
+    wav = load_audio(fadtk_clip_path(clip), mtt.audio)
     assert set(_top(mtt, mtt.embed(wav)["probs"], 3)) & expected
 
 

@@ -20,7 +20,7 @@ from bench.embedders.openl3 import (  # noqa: E402
     mel_filterbank,
     openl3_frames,
 )
-from tests.tiny_embedders import openl3_layer_dict, save_openl3_layers  # noqa: E402
+from tests.tiny_embedders import openl3_layer_dict, save_openl3_layers, torchopenl3_reference  # noqa: E402
 
 SR = 48000
 
@@ -68,30 +68,10 @@ def test_kapre_v03_front_end_matches_librosa_pipeline():
 
 
 def _torchopenl3_model(input_repr: str, embedding_size: int, slaney: bool, seed: int = 0):
-    """torchopenl3's own ``PytorchOpenl3`` with random weights and random BatchNorm statistics.
-
-    ``slaney=True`` swaps its mel matrix for ``librosa.filters.mel(..., norm="slaney")``: torchopenl3 calls
-    ``librosa.filters.mel(norm=1)``, which meant area ("slaney") normalisation in the librosa 0.6 that
-    kapre 0.1.4 / openl3 0.3 used, but means L1 normalisation since librosa 0.8 (what it computes here).
-    """
-    librosa = pytest.importorskip("librosa")
-    models = pytest.importorskip("torchopenl3.models", reason="torchopenl3==1.0.1 not installed")
-    torch.manual_seed(seed)
-    m = models.PytorchOpenl3("music", input_repr, embedding_size).eval()
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.5, 0.5)
-                mod.running_var.uniform_(0.5, 2.0)
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.uniform_(-0.1, 0.1)
-        m.batch_normalization_1.running_mean.fill_(-40.0)  # dB-scale input
-        m.batch_normalization_1.running_var.fill_(400.0)
-        if slaney:
-            n_mels = m.speclayer.mel_basis.shape[0]
-            basis = librosa.filters.mel(sr=SR, n_fft=2048, n_mels=n_mels, fmin=0, fmax=SR // 2, htk=True, norm="slaney")
-            m.speclayer.mel_basis.copy_(torch.from_numpy(basis))
-    return m
+    """:func:`tests.tiny_embedders.torchopenl3_reference`, skipping where torchopenl3 / librosa are missing."""
+    pytest.importorskip("librosa")
+    pytest.importorskip("torchopenl3.models", reason="torchopenl3==1.0.1 not installed")
+    return torchopenl3_reference(input_repr, embedding_size, slaney, seed)
 
 
 @pytest.mark.filterwarnings("ignore:Empty filters")

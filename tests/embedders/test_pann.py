@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ import torch
 from bench.checkpoints import CheckpointUnavailable
 from bench.embedders.frontends import PANNLogMel, slaney_mel_matrix
 from bench.embedders.pann import VARIANTS, PANNEmbedder, audioset_labels
+from tests.parity import fadtk_clip_path, max_error
 from tests.tiny_embedders import (
     cnn14_16k_reference,
     cnn14_32k_reference,
@@ -191,17 +191,6 @@ def test_labels():
 # -- official code on real audio: panns_inference (32 kHz) and frechet-audio-distance's pipeline (16 kHz) ----
 
 
-def fadtk_clip_path(name: str) -> Path:
-    """A real 10 s 48 kHz music clip shipped in the fadtk wheel (MIT)."""
-    spec = importlib.util.find_spec("fadtk")
-    if spec is None or spec.origin is None:
-        pytest.skip("fadtk wheel not installed (scripts/setup.sh installs it --no-deps)")
-    return Path(spec.origin).parent / "test" / "samples" / name
-
-
-def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    err = float(np.abs(got - want).max())
-    return err, err / float(np.abs(want).max())
 
 
 @pytest.fixture(scope="module")
@@ -256,8 +245,8 @@ def test_cnn14_32k_matches_panns_inference_on_real_audio(ref32, clip):
         r = ref(torch.from_numpy(wav)[None], None)
     want_e, want_p = r["embedding"][0].numpy(), r["clipwise_output"][0].numpy()
     assert (want_e > 0).mean() > 0.2  # a live network on real music
-    assert _rel(out["emb"][0], want_e)[1] < PANN_RTOL
-    assert _rel(out["probs"], want_p)[1] < PANN_RTOL
+    assert max_error(out["emb"][0], want_e)[1] < PANN_RTOL
+    assert max_error(out["probs"], want_p)[1] < PANN_RTOL
 
 
 def test_cnn14_16k_matches_frechet_audio_distance_pipeline_on_real_audio(ref16):
@@ -276,4 +265,4 @@ def test_cnn14_16k_matches_frechet_audio_distance_pipeline_on_real_audio(ref16):
         audio={"mono": "mean", "resampler": "resampy_kaiser_best"},
     )
     got = emb.embed(load_audio(clip, emb.audio))["emb"][0]
-    assert _rel(got, want)[1] < PANN_RTOL
+    assert max_error(got, want)[1] < PANN_RTOL

@@ -6,7 +6,6 @@ TF-FAD's per-window algorithm; checkpoint resolution and verification."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from bench.embedders.vggish import (
     log_mel_examples,
     tf_fad_normalize,
 )
+from tests.parity import fadtk_clip_path, max_error
 from tests.tiny_embedders import torchvggish, vggish_pca_params, vggish_reference
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "vggish_frontend.npz"  # shipped; provenance: golden/README.md
@@ -126,10 +126,7 @@ def test_hub_hash_prefix():
 
 def fadtk_clip(name: str = "mg-1634.opus") -> tuple[np.ndarray, int]:
     """A real 10 s 48 kHz music clip shipped in the fadtk wheel (MIT); soundfile decodes Opus."""
-    spec = importlib.util.find_spec("fadtk")
-    if spec is None or spec.origin is None:
-        pytest.skip("fadtk wheel not installed (scripts/setup.sh installs it --no-deps)")
-    x, sr = sf.read(Path(spec.origin).parent / "test" / "samples" / name, dtype="float32")
+    x, sr = sf.read(fadtk_clip_path(name), dtype="float32")
     return x, sr
 
 
@@ -154,10 +151,6 @@ def _official_postprocessor(pca: dict):
     post._pca_means = torch.as_tensor(pca["pca_means"].reshape(-1, 1)).float()
     return post
 
-
-def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    err = float(np.abs(got - want).max())
-    return err, err / float(np.abs(want).max())
 
 
 def _rand_examples(n=3, seed=0):
@@ -208,7 +201,7 @@ def test_network_matches_torchvggish_on_real_audio(ref_files):
         want = ref(ex).numpy()
     got = emb.forward_examples(ex[:, 0].double()).numpy()
     assert (want > 0).mean() > 0.3  # the random network is not dead on real audio
-    _, rel = _rel(got, want)
+    _, rel = max_error(got, want)
     assert rel < VGGISH_NET_RTOL
 
 
@@ -218,10 +211,7 @@ def test_embedding_matches_torchvggish_pipeline_on_real_audio(ref_files, clip):
     ``waveform_to_examples`` + ``VGG`` with the final ReLU dropped (what frechet-audio-distance 0.3.4 and fadtk
     compute: ``use_activation=False``)."""
     ref, ckpt, _, _ = ref_files
-    spec = importlib.util.find_spec("fadtk")
-    if spec is None or spec.origin is None:
-        pytest.skip("fadtk wheel not installed")
-    path = Path(spec.origin).parent / "test" / "samples" / clip
+    path = fadtk_clip_path(clip)
     emb = VGGishEmbedder(checkpoint=str(ckpt), device="cpu")
     ours = emb.embed(load_audio(path, emb.audio))["emb"]
     wav, sr = fadtk_clip(clip)
@@ -230,7 +220,7 @@ def test_embedding_matches_torchvggish_pipeline_on_real_audio(ref_files, clip):
         want = nn.Sequential(*list(ref.embeddings.children())[:-1])(x).numpy()
     assert ours.shape == want.shape == (10, 128)
     assert (want < 0).any()  # pre-activation: negative values survive
-    _, rel = _rel(ours, want)
+    _, rel = max_error(ours, want)
     assert rel < VGGISH_AUDIO_RTOL
 
 

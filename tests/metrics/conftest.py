@@ -17,14 +17,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _fadtk_dir() -> Path | None:
-    import importlib.util
+    from bench.resources import installed_package_dirs
 
-    try:
-        spec = importlib.util.find_spec("fadtk")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
+    dirs = installed_package_dirs("fadtk")
+    if dirs:
+        return dirs[0]
     for cand in sorted(glob.glob("/tmp/*/fadtk/fad.py")):
         return Path(cand).parent
     return None
