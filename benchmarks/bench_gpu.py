@@ -198,7 +198,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines + (["", *errs] if errs else [])) + "\n"
 
 
-def main() -> None:
+def main() -> int:
+    """Run the benchmark; exit status 1 when any embedder failed (its row holds the error)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--embedders", default="vggish,clap")
@@ -265,6 +266,7 @@ def main() -> None:
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
     print("\n" + markdown(meta, rows), flush=True)
+    return 1 if any(r.get("error") for r in rows) else 0
 
 
 def write(args, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -278,4 +280,4 @@ def write(args, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

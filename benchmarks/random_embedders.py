@@ -75,7 +75,7 @@ def clap(device: str, tmp: Path, batch_size: int = 32) -> Embedder:
     model, _ = build_clap_model("HTSAT-tiny", False, CLAP_TEXT)
     sd = {"module." + k: v for k, v in model.state_dict().items()}  # laion_clap training-checkpoint layout
     sd["module.text_branch.embeddings.position_ids"] = torch.arange(CLAP_TEXT["max_position_embeddings"])[None]
-    path = tmp / "630k-audioset-best.pt"
+    path = tmp / "clap_htsat_tiny_random.pt"  # not the published name: that one is checksum-verified
     torch.save({"state_dict": sd}, path)
     return ClapEmbedder(checkpoint=path, text_config=CLAP_TEXT, device=device, batch_size=batch_size)
 

@@ -177,7 +177,7 @@ ROBERTA_MERGES = ["Ġ t", "Ġ a", "h e", "Ġt he", "i n", "Ġa n", "e r", "o n",
 
 def roberta_vocab() -> dict[str, int]:
     """Byte-level BPE vocab: specials + 256 byte symbols + :data:`ROBERTA_MERGES` + ``<mask>``."""
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # transformers 4 and 5
 
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
     for ch in bytes_to_unicode().values():
@@ -209,7 +209,8 @@ def hf_stand_ins(tok_dir: Path, text_cfg: dict):
 
     from bench.embedders.clap import ROBERTA_BASE
 
-    tok = transformers.RobertaTokenizer(vocab_file=str(tok_dir / "vocab.json"), merges_file=str(tok_dir / "merges.txt"))
+    # positional: transformers 5 ignores the keyword names vocab_file/merges_file (a 5-token placeholder)
+    tok = transformers.RobertaTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"))
     mp = pytest.MonkeyPatch()
     mp.setenv("HF_HUB_OFFLINE", "1")
     for cls in (transformers.BertTokenizer, transformers.RobertaTokenizer, transformers.BartTokenizer):

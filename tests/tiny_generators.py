@@ -44,7 +44,7 @@ def t5_tokenizer():
 
 
 def _byte_vocab(prefix: list[str], with_word_end: bool) -> dict[str, int]:
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # transformers 4 and 5
 
     chars = list(bytes_to_unicode().values())
     vocab = {t: i for i, t in enumerate(prefix)}
@@ -114,7 +114,8 @@ def musicgen(path: Path) -> Path:
         max_position_embeddings=256,
     )
     torch.manual_seed(0)
-    model = MusicgenForConditionalGeneration(MusicgenConfig.from_sub_models_config(text, audio, dec))
+    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=dec.to_dict())
+    model = MusicgenForConditionalGeneration(config)  # (dict sub-configs: transformers 4 and 5)
     with torch.no_grad():
         for layer in model.audio_encoder.quantizer.layers:  # EnCodec codebooks start at zero: make codes audible
             layer.codebook.embed.normal_()

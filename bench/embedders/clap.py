@@ -342,21 +342,52 @@ def load_clap_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     return sd
 
 
+def is_roberta_vocabulary(tok) -> bool:
+    """Whether ``tok`` holds a byte-level BPE vocabulary that spells words (not a placeholder).
+
+    transformers 5 does not raise when the vocabulary is missing: ``from_pretrained`` of an absent or empty
+    source and ``RobertaTokenizer(vocab_file=..., merges_file=...)`` (transformers 4's keyword names, ignored)
+    return a 5-token tokenizer that maps every text to ``<s></s>``, i.e. one text embedding for all prompts.
+    """
+    ids = tok("music", add_special_tokens=False)["input_ids"]
+    return len(tok.get_vocab()) > 256 and bool(ids) and tok.unk_token_id not in ids
+
+
+def hf_cache_roberta():
+    """The roberta-base tokenizer from the Hugging Face cache, or None."""
+    from transformers import RobertaTokenizer
+
+    try:
+        tok = RobertaTokenizer.from_pretrained("roberta-base", local_files_only=True)
+    except Exception:  # not in the HF cache (transformers 4)
+        return None
+    return tok if is_roberta_vocabulary(tok) else None  # transformers 5: a placeholder
+
+
 def resolve_roberta_tokenizer(path: str | os.PathLike | None = None):
     """roberta-base BPE tokenizer: ``path`` (folder or hub id) > $GENAUDIO_BENCH_ROBERTA_TOKENIZER > HF cache >
-    bench checkpoint dir (vocab/merges, downloaded when online). Returns ``(tokenizer, source)``."""
+    bench checkpoint dir (vocab/merges, downloaded when online). Returns ``(tokenizer, source)``; every
+    source is checked with :func:`is_roberta_vocabulary`."""
     from transformers import RobertaTokenizer
+
+    def checked(tok, source: str):
+        if not is_roberta_vocabulary(tok):
+            raise EmbedderUnavailable(
+                f"the CLAP text tokenizer from {source} has {len(tok.get_vocab())} tokens and cannot spell a word: "
+                "that is not the roberta-base vocabulary (a folder needs vocab.json + merges.txt)"
+            )
+        return tok, source
 
     explicit = path or os.environ.get(ROBERTA_TOKENIZER_ENV)
     if explicit:
         try:
-            return RobertaTokenizer.from_pretrained(str(explicit), local_files_only=is_offline()), str(explicit)
+            tok = RobertaTokenizer.from_pretrained(str(explicit), local_files_only=is_offline())
         except Exception as exc:  # OSError / ValueError from transformers
             raise EmbedderUnavailable(f"cannot load the CLAP text tokenizer from {explicit!r}: {exc}") from exc
-    try:
-        return RobertaTokenizer.from_pretrained("roberta-base", local_files_only=True), "hf-cache:roberta-base"
-    except Exception:  # not in the HF cache
-        pass
+        return checked(tok, str(explicit))
+    cached = hf_cache_roberta()
+    if cached is not None:
+        return cached, "hf-cache:roberta-base"
     try:
         files = {k: resolve(spec)[0] for k, spec in ROBERTA_FILES.items()}
     except CheckpointUnavailable as exc:
@@ -366,9 +397,9 @@ def resolve_roberta_tokenizer(path: str | os.PathLike | None = None):
             f"the HF cache (huggingface-cli download roberta-base vocab.json merges.txt), or save them as "
             f"{bench_home() / 'checkpoints' / 'roberta-base-vocab.json'} and ...-merges.txt. ({exc})"
         ) from exc
-    return RobertaTokenizer(vocab_file=str(files["vocab_file"]), merges_file=str(files["merges_file"])), str(
-        files["vocab_file"].parent
-    )
+    # positional: transformers 4 names these vocab_file/merges_file, transformers 5 vocab/merges
+    tok = RobertaTokenizer(str(files["vocab_file"]), str(files["merges_file"]))
+    return checked(tok, str(files["vocab_file"].parent))
 
 
 # -- the embedder ---------------------------------------------------------------------------------------------

@@ -180,7 +180,13 @@ def receptive_field(conv_kernel: list[int], conv_stride: list[int]) -> int:
 
 
 def _deepnorm_layer_cls():
+    import inspect
+
     from transformers.models.hubert.modeling_hubert import HubertEncoderLayer
+
+    # transformers 4: layers take ``output_attentions`` and return tuples, the attention returns 3 values;
+    # transformers 5: keyword arguments pass through, a layer returns the tensor (hooks record the states)
+    tuple_api = "output_attentions" in inspect.signature(HubertEncoderLayer.forward).parameters
 
     class _DeepNormEncoderLayer(HubertEncoderLayer):
         """Post-LN HuBERT layer with MERT's DeepNorm residual ``alpha * x + f(x)``."""
@@ -189,15 +195,18 @@ def _deepnorm_layer_cls():
             super().__init__(config)
             self.residual_alpha = math.pow(2.0 * config.num_hidden_layers, 0.25)
 
-        def forward(self, hidden_states, attention_mask=None, output_attentions=False):
+        def forward(self, hidden_states, attention_mask=None, output_attentions=False, **kwargs):
             residual = hidden_states
-            hidden_states, attn_weights, _ = self.attention(
-                hidden_states, attention_mask=attention_mask, output_attentions=output_attentions
-            )
+            if tuple_api:
+                kwargs["output_attentions"] = output_attentions
+            attn = self.attention(hidden_states, attention_mask=attention_mask, **kwargs)
+            hidden_states, attn_weights = attn[0], attn[1]
             hidden_states = residual * self.residual_alpha + self.dropout(hidden_states)
             hidden_states = self.layer_norm(hidden_states)
             hidden_states = hidden_states * self.residual_alpha + self.feed_forward(hidden_states)
             hidden_states = self.final_layer_norm(hidden_states)
+            if not tuple_api:
+                return hidden_states
             return (hidden_states, attn_weights) if output_attentions else (hidden_states,)
 
     return _DeepNormEncoderLayer

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.models.hf import DiffusersModel
+from bench.models.base import ModelUnavailable
+from bench.models.hf import DiffusersModel, release
+
+
+def check_audioldm2_stack() -> None:
+    """transformers 5 returns model outputs where ``ClapModel.get_text_features`` returned a tensor; the
+    AudioLDM2 pipeline reads them only from diffusers 0.37 on (older ones fail mid-generation)."""
+    if release("transformers") >= (5,) and release("diffusers") < (0, 37):
+        raise ModelUnavailable(
+            "AudioLDM2 with transformers 5 needs diffusers >= 0.37 (installed: diffusers "
+            f"{'.'.join(map(str, release('diffusers')))}): pip install 'diffusers>=0.37'"
+        )
 
 
 class AudioLDMModel(DiffusersModel):
@@ -55,6 +66,7 @@ class AudioLDM2Model(AudioLDMModel):
         into ``GPT2LMHeadModel``, the class the pipeline expects."""
         from bench.models.hf import read_json_key
 
+        check_audioldm2_stack()
         spec = read_json_key(self.weights.path / "model_index.json", "language_model", default=None)
         if spec == ["transformers", "GPT2Model"]:
             from transformers import GPT2LMHeadModel

@@ -178,12 +178,20 @@ def torch_dtype(name: str | None, device: str):
     return dt
 
 
-def dtype_kwarg(dtype) -> dict[str, Any]:
-    """``{"dtype": dtype}`` for transformers >= 4.56, ``{"torch_dtype": dtype}`` before (and for diffusers)."""
-    import transformers
+def release(dist: str) -> tuple[int, ...]:
+    """``(major, minor)`` of an installed distribution (e.g. ``(5, 17)`` for transformers 5.17.0)."""
+    from importlib.metadata import version
 
-    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+    return tuple(int(part) for part in version(dist).split(".")[:2] if part.isdigit())
+
+
+#: first release whose ``from_pretrained`` takes ``dtype`` (``torch_dtype`` before; deprecated since)
+DTYPE_KWARG_SINCE = {"transformers": (4, 56), "diffusers": (0, 40)}
+
+
+def dtype_kwarg(dtype, library: str = "transformers") -> dict[str, Any]:
+    """``{"dtype": dtype}`` where ``library`` (transformers / diffusers) takes it, else ``{"torch_dtype": dtype}``."""
+    return {"dtype": dtype} if release(library) >= DTYPE_KWARG_SINCE[library] else {"torch_dtype": dtype}
 
 
 def fit_length(wav: np.ndarray, n: int | None) -> np.ndarray:
@@ -395,7 +403,10 @@ class DiffusersModel(HFModel):
             path = self._with_scheduler(Path(tmp)) if self.scheduler else self.weights.path
             try:
                 pipe = cls.from_pretrained(
-                    str(path), local_files_only=True, torch_dtype=torch_dtype(self.dtype, dev), **self.load_kwargs()
+                    str(path),
+                    local_files_only=True,
+                    **dtype_kwarg(torch_dtype(self.dtype, dev), "diffusers"),
+                    **self.load_kwargs(),
                 )
             except ImportError as exc:  # a component class needs an optional package
                 raise ModelUnavailable(str(exc)) from exc

@@ -36,7 +36,9 @@ from bench.embedders.clap import (  # noqa: E402
     clap_windows,
     fill,
     fusion_input,
+    hf_cache_roberta,
     int16_roundtrip,
+    is_roberta_vocabulary,
     load_clap_state_dict,
     log_mel,
     resolve_roberta_tokenizer,
@@ -341,11 +343,8 @@ def test_offline_without_weights_raises_with_how_to(tmp_path, monkeypatch):
 @pytest.fixture
 def no_hf_roberta():
     """Skip when roberta-base is in this machine's HF cache (it would win over the paths tested here)."""
-    try:
-        transformers.RobertaTokenizer.from_pretrained("roberta-base", local_files_only=True)
-    except Exception:
-        return
-    pytest.skip("roberta-base tokenizer is in the HF cache")
+    if hf_cache_roberta() is not None:
+        pytest.skip("roberta-base tokenizer is in the HF cache")
 
 
 def test_tokenizer_unavailable_offline(tmp_path, monkeypatch, no_hf_roberta):
@@ -368,7 +367,29 @@ def test_tokenizer_from_bench_checkpoint_dir(tmp_path, tok_dir, monkeypatch, no_
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tok, source = resolve_roberta_tokenizer(None)
     assert source == str(home / "checkpoints")
-    assert tok("the sea")["input_ids"][0] == 0 and tok("the sea")["input_ids"][-1] == 2
+    ref = transformers.RobertaTokenizer.from_pretrained(str(tok_dir))
+    assert tok("the sea")["input_ids"] == ref("the sea")["input_ids"] == [0, 87, 262, 268, 72, 68, 2]
+
+
+def test_placeholder_tokenizers_are_refused(tmp_path, monkeypatch, no_hf_roberta):
+    """transformers 5 returns a 5-token tokenizer instead of raising when the vocabulary is missing; such a
+    tokenizer maps every prompt to <s></s> (one text embedding for all). Refused from every source."""
+    folder = tmp_path / "placeholder"
+    folder.mkdir()
+    (folder / "vocab.json").write_text(json.dumps({"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    placeholder = transformers.RobertaTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    assert not is_roberta_vocabulary(placeholder)
+    with pytest.raises(EmbedderUnavailable, match=r"placeholder.* has 5 tokens and cannot spell a word"):
+        resolve_roberta_tokenizer(folder)
+    # from the HF cache: skipped, the next source is tried (here: none, so the how-to message)
+    monkeypatch.setattr(transformers.RobertaTokenizer, "from_pretrained", classmethod(lambda c, *a, **k: placeholder))
+    assert hf_cache_roberta() is None
+    monkeypatch.setenv("GENAUDIO_BENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("GENAUDIO_BENCH_ROBERTA_TOKENIZER", raising=False)
+    with pytest.raises(EmbedderUnavailable, match="needs the roberta-base tokenizer"):
+        resolve_roberta_tokenizer(None)
 
 
 class _NotData:

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
 from bench.models.audioldm import AudioLDM2Model, AudioLDMModel  # noqa: E402
+from bench.models.base import ModelUnavailable  # noqa: E402
 from bench.prompts import Prompt  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -51,6 +52,21 @@ def test_audioldm2_conditioning_length_reaches_the_pipeline(tiny_audioldm2, monk
     short.generate(P[:1], [5])
     default.generate(P[:1], [5])
     assert seen[0]["max_new_tokens"] == 2 and "max_new_tokens" not in seen[1]
+
+
+def test_audioldm2_refuses_transformers5_with_an_old_diffusers(tiny_audioldm2, monkeypatch):
+    """diffusers < 0.37 cannot read transformers 5's CLAP text outputs: one message at load, not a
+    TypeError in the middle of generation (seen with transformers 5.17 + diffusers 0.35.2)."""
+    import bench.models.audioldm as mod
+
+    real = mod.release
+    monkeypatch.setattr(mod, "release", lambda d: {"transformers": (5, 17), "diffusers": (0, 35)}[d])
+    m = AudioLDM2Model(checkpoint=str(tiny_audioldm2), device="cpu", duration_s=0.016, num_inference_steps=1)
+    with pytest.raises(ModelUnavailable, match=r"transformers 5 needs diffusers >= 0\.37 .*diffusers 0\.35\)"):
+        m.load()
+    monkeypatch.setattr(mod, "release", lambda d: {"transformers": (5, 17), "diffusers": (0, 42)}[d])
+    mod.check_audioldm2_stack()  # a new enough diffusers passes
+    assert real("diffusers") >= (0, 31)
 
 
 @pytest.mark.gpu

@@ -94,7 +94,7 @@ def test_duplicate_cells_keep_the_newest_run_and_warn(tmp_path, two_runs, caplog
     a, b = two_runs
     newer = run_factory(tmp_path / "rerun", "run_a2", ["beta"], finished="2026-02-01T00:00:00+00:00")
     # the re-run changed beta's value: the merged board must use it
-    long = pd.read_csv(newer / "leaderboard_long.csv", keep_default_na=False)
+    long = pd.read_csv(newer / "leaderboard_long.csv", keep_default_na=False, na_values={"value": [""]})
     long.loc[(long["model"] == "beta") & (long["metric"] == "fad"), "value"] = 4.5
     long.to_csv(newer / "leaderboard_long.csv", index=False)
     with caplog.at_level(logging.WARNING):
@@ -115,7 +115,7 @@ def test_duplicate_cells_keep_the_newest_run_and_warn(tmp_path, two_runs, caplog
 def test_ok_row_beats_a_newer_failure(tmp_path, two_runs, run_factory):
     a, _ = two_runs
     newer = run_factory(tmp_path / "rerun", "run_a3", ["alpha"], finished="2026-03-01T00:00:00+00:00")
-    long = pd.read_csv(newer / "leaderboard_long.csv", keep_default_na=False)
+    long = pd.read_csv(newer / "leaderboard_long.csv", keep_default_na=False, na_values={"value": [""]})
     sel = (long["metric"] == "clap")
     long.loc[sel, ["value", "status", "reason"]] = [float("nan"), "error", "RuntimeError: boom"]
     long.to_csv(newer / "leaderboard_long.csv", index=False)
@@ -130,7 +130,7 @@ def test_ok_row_beats_a_newer_failure(tmp_path, two_runs, run_factory):
 def test_row_without_ids_gives_way_to_a_versioned_row(tmp_path, two_runs, run_factory):
     a, _ = two_runs
     newer = run_factory(tmp_path / "rerun", "run_a4", ["alpha"], finished="2026-03-01T00:00:00+00:00")
-    long = pd.read_csv(newer / "leaderboard_long.csv", keep_default_na=False)
+    long = pd.read_csv(newer / "leaderboard_long.csv", keep_default_na=False, na_values={"value": [""]})
     sel = long["embedder"] == "vggish"  # the embedder failed to load in the newer run: no embedder_id
     long.loc[sel, ["embedder_id", "value", "status", "reason"]] = ["", float("nan"), "unavailable", "no weights"]
     long.to_csv(newer / "leaderboard_long.csv", index=False)
