@@ -12,7 +12,9 @@
 # 2. "full": the image plus the test suite's needs (reference implementations, launchers, data wheels),
 #    installed on top with the image's versions held (except scipy < 1.18, which the peers need: see below);
 #    the whole test suite runs on that stack.
-# Results: benchmarks/results/device_sim.md (+ device_sim.log, device_sim_bench.{json,md}).
+# 3. benchmarks/cross_stack.py: the same random-weight embedders and audio in the project's .venv (the lock,
+#    requirements.txt) and in the full venv: how far the numbers move with the stack.
+# Results: benchmarks/results/device_sim.md (+ device_sim.log, device_sim_bench.{json,md}, cross_stack.{json,md}).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -84,14 +86,23 @@ say "part 2: the test suite with the full venv"
     "$FULL/bin/python" -m pytest -q -p no:cacheprovider -n "${BENCH_TEST_WORKERS:-auto}" --dist loadfile \
     --junitxml "$TREE/device_sim_tests.xml" tests) >>"$LOG" 2>&1
 RC=$?
+
+XS_RC=skipped
+if [ -x .venv/bin/python ]; then  # the project's own lock (scripts/setup.sh) as stack A
+    say "part 3: benchmarks/cross_stack.py, .venv (requirements.txt) vs the full venv"
+    (cd "$TREE" && export PYTHONPATH=$TREE HF_HUB_OFFLINE=1 GENAUDIO_BENCH_OFFLINE=1 &&
+        "$ROOT/.venv/bin/python" benchmarks/cross_stack.py write "$TREE/.xs" &&
+        "$FULL/bin/python" benchmarks/cross_stack.py compare "$TREE/.xs" --out-dir "$RES") >>"$LOG" 2>&1
+    XS_RC=$?
+fi
 IMAGE_VERSIONS=$("$IMG/bin/python" -c "import importlib.metadata as md; print(', '.join(f'{d} {md.version(d)}' for d in
     ('torch', 'torchaudio', 'transformers', 'numpy', 'pandas', 'scipy', 'huggingface_hub')))")
-"$FULL/bin/python" - "$RES" "$RC" "$TREE/device_sim_tests.xml" "$IMAGE_VERSIONS" "$(nproc)" <<'EOF'
+"$FULL/bin/python" - "$RES" "$RC" "$TREE/device_sim_tests.xml" "$IMAGE_VERSIONS" "$(nproc)" "$XS_RC" <<'EOF'
 import json, sys, importlib.metadata as md, platform, datetime as dt
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-res, rc, xml, image_versions, cores = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+res, rc, xml, image_versions, cores, xs_rc = Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:7]
 suite = ET.parse(xml).getroot().find("testsuite")
 n = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
 bad = [f"{c.get('classname')}::{c.get('name')}" for c in suite.iter("testcase")
@@ -118,8 +129,23 @@ else:
 lines += ["", "## 2. The whole test suite in the full venv", "",
           f"pytest exit {rc}: {n['tests']} tests, {n['failures']} failed, {n['errors']} errors, {n['skipped']} skipped."]
 lines += [f"- {b}" for b in bad]
+lines += ["", "## 3. The same weights and audio on the project's lock and on the image's stack", ""]
+if xs_rc == "skipped":
+    lines.append("Skipped: no .venv (run scripts/setup.sh first).")
+else:
+    xs = json.loads((res / "cross_stack.json").read_text())["rows"]
+    ok = [r for r in xs if "error" not in r]
+    worst = max(ok, key=lambda r: r["frames_rel"]) if ok else None
+    lines.append(f"benchmarks/cross_stack.py exit {xs_rc}: {len(ok)} of {len(xs)} embedder options compared, "
+                 f"{sum(r['same_id'] for r in ok)} with the same id (cache key) on both stacks; "
+                 + (f"largest frame difference {worst['frames_rel']:.1e} of the largest value ({worst['embedder']}), "
+                    f"largest FAD difference {max(r['fad_rel'] for r in ok):.1e} relative"
+                    if worst else "nothing compared")
+                 + ". Table: cross_stack.md.")
+    lines += [f"- {r['embedder']}: {r['error']}" for r in xs if "error" in r]
 (res / "device_sim.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
 say "done: $RES/device_sim.md"
+if [ "$RC" -eq 0 ] && [ "$XS_RC" != skipped ] && [ "$XS_RC" -ne 0 ]; then RC=1; fi
 exit "$RC"

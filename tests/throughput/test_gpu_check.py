@@ -59,3 +59,19 @@ def test_bench_gpu_runs_on_cpu(tmp_path):
         assert r["end_to_end"]["embedded"] == 3 and r["legacy"]["embedded"] == r["new_subset"]["embedded"] == 2
     table = (tmp_path / "smoke.md").read_text()
     assert "| vggish |" in table and "| clap |" in table and "n/a | n/a | n/a" not in table
+
+
+def test_cross_stack_benchmark_is_exact_on_one_stack(tmp_path, monkeypatch):
+    """benchmarks/cross_stack.py (scripts/device_sim.sh runs it across two stacks): on one stack the second
+    pass reproduces the first bit for bit, with the same ids (cache keys)."""
+    import cross_stack
+
+    monkeypatch.setattr(cross_stack, "build_weights", lambda folder: {})  # logmel and chroma need no weights
+    assert cross_stack.main(["write", str(tmp_path / "d"), "--only", "logmel,chroma"]) == 0
+    assert cross_stack.main(["compare", str(tmp_path / "d"), "--only", "logmel,chroma", "--out-dir",
+                             str(tmp_path / "out")]) == 0
+    rows = json.loads((tmp_path / "out" / "cross_stack.json").read_text())["rows"]
+    assert [r["embedder"] for r in rows] == ["logmel", "chroma"]
+    for r in rows:
+        assert r["same_id"] and r["frames_rel"] == 0.0 and r["fad_rel"] == 0.0 and r["kad_rel"] == 0.0
+        assert r["fad_a"] > 0 and r["kad_a"] != 0
