@@ -13,6 +13,11 @@ embeddings for joint text-audio models; FAD and KAD between the first and last t
 the frames (and of the text embeddings) and the relative difference of FAD and KAD. Weights are built once,
 in A: random initialisation is not guaranteed to match across library versions, the forward pass should be.
 Results: ``benchmarks/results/cross_stack.{json,md}``.
+
+``boards A.csv B.csv`` compares two ``leaderboard_long.csv`` of the same run made on the two stacks (e.g. the
+demo, each with a fresh cache): cells matched by model, embedder and metric; the largest relative difference
+of value and interval bounds, whether statuses, embedder ids and reference hashes agree. JSON on stdout and in
+``--out-dir``/cross_stack_boards.json.
 """
 
 from __future__ import annotations
@@ -203,15 +208,43 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compare_boards(a_csv: Path, b_csv: Path) -> dict[str, Any]:
+    """Cell-by-cell agreement of two long leaderboards (see the module docstring)."""
+    import pandas as pd
+
+    na = {c: [""] for c in ("value", "ci_low", "ci_high")}
+    a, b = (pd.read_csv(p, keep_default_na=False, na_values=na) for p in (a_csv, b_csv))
+    key = ["model", "embedder", "metric"]
+    m = a.merge(b, on=key, suffixes=("_a", "_b"))
+    out: dict[str, Any] = {"cells_a": len(a), "cells_b": len(b), "matched": len(m),
+                           "ok_cells": int((m["status_a"] == "ok").sum())}
+    for col in ("status", "embedder_id", "reference_hash"):
+        out[f"same_{col}"] = bool((m[f"{col}_a"] == m[f"{col}_b"]).all())
+    for col in ("value", "ci_low", "ci_high"):
+        both = m[m[f"{col}_a"].notna() & m[f"{col}_b"].notna()]
+        rel_diff = (both[f"{col}_b"] - both[f"{col}_a"]).abs() / both[f"{col}_a"].abs().clip(lower=1e-12)
+        out[f"{col}_max_rel"] = float(rel_diff.max()) if len(both) else 0.0
+        out[f"{col}_same_missing"] = bool((m[f"{col}_a"].isna() == m[f"{col}_b"].isna()).all())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=["write", "compare"])
-    ap.add_argument("dir", type=Path, help="shared folder: weights, audio and stack A's results")
+    ap.add_argument("mode", choices=["write", "compare", "boards"])
+    ap.add_argument("dir", type=Path, help="shared folder: weights, audio and stack A's results (boards: A.csv)")
+    ap.add_argument("other", type=Path, nargs="?", help="boards: B.csv")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--only", default="", help="comma-separated embedder options (default: all)")
     args = ap.parse_args(argv)
     only = [k.strip() for k in args.only.split(",") if k.strip()] or None
     d = args.dir
+    if args.mode == "boards":
+        res = compare_boards(d, args.other)
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        (args.out_dir / "cross_stack_boards.json").write_text(json.dumps(res, indent=1) + "\n")
+        print(json.dumps(res, indent=1))
+        agree = res["matched"] == res["cells_a"] == res["cells_b"] and all(v for k, v in res.items() if k.startswith("same"))
+        return 0 if agree else 1
     meta = {"versions": versions()}
     if args.mode == "write":
         d.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,8 @@
 #    installed on top with the image's versions held (except scipy < 1.18, which the peers need: see below);
 #    the whole test suite runs on that stack.
 # 3. benchmarks/cross_stack.py: the same random-weight embedders and audio in the project's .venv (the lock,
-#    requirements.txt) and in the full venv: how far the numbers move with the stack.
+#    requirements.txt) and in the full venv: how far the numbers move with the stack; then the demo run on
+#    both, leaderboards compared cell by cell.
 # Results: benchmarks/results/device_sim.md (+ device_sim.log, device_sim_bench.{json,md}, cross_stack.{json,md}).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -92,7 +93,13 @@ if [ -x .venv/bin/python ]; then  # the project's own lock (scripts/setup.sh) as
     say "part 3: benchmarks/cross_stack.py, .venv (requirements.txt) vs the full venv"
     (cd "$TREE" && export PYTHONPATH=$TREE HF_HUB_OFFLINE=1 GENAUDIO_BENCH_OFFLINE=1 &&
         "$ROOT/.venv/bin/python" benchmarks/cross_stack.py write "$TREE/.xs" &&
-        "$FULL/bin/python" benchmarks/cross_stack.py compare "$TREE/.xs" --out-dir "$RES") >>"$LOG" 2>&1
+        "$FULL/bin/python" benchmarks/cross_stack.py compare "$TREE/.xs" --out-dir "$RES" &&
+        # the demo run (real musicnn weights, bootstrap intervals) on both stacks, each with a fresh cache
+        export MPLBACKEND=Agg &&
+        "$ROOT/.venv/bin/python" -m bench.cli output_dir="$TREE/.demo_a" cache_dir="$TREE/.cache_a" &&
+        "$FULL/bin/python" -m bench.cli output_dir="$TREE/.demo_b" cache_dir="$TREE/.cache_b" &&
+        "$FULL/bin/python" benchmarks/cross_stack.py boards "$TREE/.demo_a/demo/leaderboard_long.csv" \
+            "$TREE/.demo_b/demo/leaderboard_long.csv" --out-dir "$RES") >>"$LOG" 2>&1
     XS_RC=$?
 fi
 IMAGE_VERSIONS=$("$IMG/bin/python" -c "import importlib.metadata as md; print(', '.join(f'{d} {md.version(d)}' for d in
@@ -143,6 +150,14 @@ else:
                     if worst else "nothing compared")
                  + ". Table: cross_stack.md.")
     lines += [f"- {r['embedder']}: {r['error']}" for r in xs if "error" in r]
+    bp = res / "cross_stack_boards.json"
+    if bp.exists():
+        bd = json.loads(bp.read_text())
+        lines += ["", f"The demo run (`bench`, real musicnn weights, bootstrap intervals) on both stacks, fresh caches: "
+                  f"{bd['matched']} of {bd['cells_a']} leaderboard cells matched ({bd['ok_cells']} ok), statuses, "
+                  f"embedder ids and reference hashes {'equal' if bd['same_status'] and bd['same_embedder_id'] and bd['same_reference_hash'] else 'DIFFERENT'}; "
+                  f"largest relative difference: values {bd['value_max_rel']:.1e}, interval bounds "
+                  f"{max(bd['ci_low_max_rel'], bd['ci_high_max_rel']):.1e}."]
 (res / "device_sim.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF

@@ -75,3 +75,19 @@ def test_cross_stack_benchmark_is_exact_on_one_stack(tmp_path, monkeypatch):
     for r in rows:
         assert r["same_id"] and r["frames_rel"] == 0.0 and r["fad_rel"] == 0.0 and r["kad_rel"] == 0.0
         assert r["fad_a"] > 0 and r["kad_a"] != 0
+
+
+def test_cross_stack_boards_finds_a_moved_cell(tmp_path):
+    """``cross_stack.py boards``: the largest relative difference between two long leaderboards, and
+    disagreement on a status."""
+    import cross_stack
+
+    head = "model,embedder,embedder_id,reference_hash,metric,value,ci_low,ci_high,status\n"
+    a = head + "m,e,e-1,h,fad,2.0,1.5,2.5,ok\nm,e,e-1,h,kad,,,,unavailable\n"
+    (tmp_path / "a.csv").write_text(a)
+    (tmp_path / "b.csv").write_text(a.replace("2.0,1.5", "2.0002,1.5"))
+    res = cross_stack.compare_boards(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert res["matched"] == 2 and res["ok_cells"] == 1 and res["same_status"] and res["value_same_missing"]
+    assert res["value_max_rel"] == pytest.approx(1e-4) and res["ci_low_max_rel"] == 0.0
+    (tmp_path / "c.csv").write_text(a.replace("unavailable", "ok"))
+    assert not cross_stack.compare_boards(tmp_path / "a.csv", tmp_path / "c.csv")["same_status"]
