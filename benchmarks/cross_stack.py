@@ -151,7 +151,10 @@ def save(res: dict[str, dict[str, Any]], path: Path, meta: dict[str, Any]) -> No
 
 
 def rel(b: np.ndarray, a: np.ndarray) -> float:
-    return float(np.abs(b - a).max() / max(float(np.abs(a).max()), 1e-12)) if a.shape == b.shape else float("inf")
+    """``max |b - a| / max |a|`` (the parity tests' measure); inf when the shapes differ."""
+    from tests.parity import max_error
+
+    return max_error(b, a)[1] if a.shape == b.shape else float("inf")
 
 
 def compare(a_dir: Path, res: dict[str, dict[str, Any]], meta_b: dict[str, Any], out_dir: Path) -> int:

@@ -38,9 +38,6 @@ IMAGE=(torch==2.11.0 torchaudio==2.11.0 torchvision==0.26.0 transformers==5.17.0
     huggingface_hub==1.33.0 safetensors==0.8.0 tokenizers==0.23.2 sentencepiece==0.2.2 accelerate==1.15.0
     torchmetrics==1.9.0 pandas scipy pytest pytest-xdist pytest-timeout hypothesis filelock tqdm matplotlib
     psutil pyyaml requests regex timm h5py scikit-learn einops numba joblib lazy-loader msgpack pyarrow)
-CONSTRAINTS=$BASE/constraints.txt
-printf '%s\n' torch==2.11.0 torchaudio==2.11.0 torchvision==0.26.0 transformers==5.17.0 numpy==2.5.2 \
-    huggingface_hub==1.33.0 safetensors==0.8.0 tokenizers==0.23.2 diffusers==0.42.1 >"$CONSTRAINTS"
 
 IMG=$BASE/image
 if [ ! -f "$IMG/.done" ]; then
@@ -58,9 +55,10 @@ if [ ! -f "$FULL/.done" ]; then
     # in their metadata (they run with the image's), so they and the data-only wheels go in without deps
     grep -v -E "^(torch|torchaudio|torchvision|numpy|transformers|diffusers|pandas|scipy|laion-clap|frechet-audio-distance)[=<>]" \
         requirements.txt | grep -v -E "^(#|$)" >"$BASE/requirements.txt"
-    # scipy < 1.18 for the peers only: frechet-audio-distance 0.3.4 and fadtk 1.1.0 call sqrtm(disp=False),
-    # which scipy 1.18 removed (bench's FAD does not use sqrtm); the parity tests need the peers to run
-    cp "$CONSTRAINTS" "$BASE/constraints-full.txt" && echo "scipy<1.18" >>"$BASE/constraints-full.txt"
+    # held: the image's pinned versions, the carried diffusers, and scipy < 1.18 for the peers only:
+    # frechet-audio-distance 0.3.4 and fadtk 1.1.0 call sqrtm(disp=False), which scipy 1.18 removed (bench's FAD
+    # does not use sqrtm); the parity tests need the peers to run
+    { printf '%s\n' "${IMAGE[@]}" | grep '=='; echo diffusers==0.42.1; echo "scipy<1.18"; } >"$BASE/constraints-full.txt"
     quiet_pip "$FULL/bin/pip" install -q -r "$BASE/requirements.txt" diffusers==0.42.1 "scipy<1.18" \
         -c "$BASE/constraints-full.txt" || exit 1
     quiet_pip "$FULL/bin/pip" install -q --no-deps laion-clap==1.1.7 frechet-audio-distance==0.3.4 braceexpand \
