@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 import soundfile as sf
 
 import bench
+from bench.embedders.base import EmbedderUnavailable
+from bench.embedders.logmel import LogMelEmbedder
 from bench.pipeline import ConfigError, embedding_key, file_digest, run_dir_for, validate
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -112,6 +115,31 @@ def test_unavailable_embedder_gives_unavailable_cells(tmp_path, run_cfg, bench_h
     m = _manifest(d)
     assert m["embedders"]["vggish"]["unavailable"]
     assert m["embedders"]["logmel"]["unavailable"] is None
+
+
+class LogMelWithoutTokenizer(LogMelEmbedder):
+    """A joint text-audio embedder whose text side cannot load (as CLAP without its tokenizer)."""
+
+    def embed_text(self, texts):
+        raise EmbedderUnavailable("the CLAP text tokenizer from /nowhere has 5 tokens and cannot spell a word")
+
+
+def test_unavailable_text_tower_gives_unavailable_cells_without_traceback(tmp_path, run_cfg, caplog):
+    cfg = run_cfg(tmp_path)
+    cfg["embedder"] = {"logmel": {**cfg["embedder"]["logmel"], "_target_": f"{__name__}.LogMelWithoutTokenizer"}}
+    cfg["metric"] = {**cfg["metric"], "clap_score": {"_target_": "bench.metrics.clap_score.CLAPScore",
+                                                     "n_bootstrap": 0}}
+    with caplog.at_level(logging.WARNING, logger="bench"):
+        d = bench.run(cfg)
+    long = pd.read_csv(d / "leaderboard_long.csv", keep_default_na=False)
+    cells = long.loc[long["metric"] == "clap_score", ["status", "reason"]]
+    assert len(cells) == 3 and (cells["status"] == "unavailable").all(), cells
+    assert cells["reason"].str.contains("tokenizer from /nowhere").all()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or "Traceback" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "cannot serve clap_score" in r.getMessage()]
+    assert said == ["embedder logmel cannot serve clap_score: the CLAP text tokenizer from /nowhere has 5 tokens and "
+                    "cannot spell a word"]  # once for the three cells
+    assert (long.loc[long["metric"] == "fad", "status"] == "ok").all()
 
 
 def test_sharded_runs_then_merge_recompute_nothing(tmp_path, run_cfg, first_run):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench.cache import read_json_checked, stable_hash, write_json_checked
+from bench.embedders.base import EmbedderUnavailable
 from bench.errors import RunFailed
 from bench.metrics.base import EmbeddingSet, Metric, MetricInput, MetricResult, MetricUnavailable
 from bench.prompts import PromptSet
@@ -40,6 +41,7 @@ class ScoreContext:
     loader: verified cache reads. audio: ``(model, prompt set) -> {item: path}`` (the gather stage's).
     score_dir: score cache folder. seed: bootstrap / subsampling seed.
     fail_fast: re-raise a metric's unexpected exception (``on_error=fail``) instead of an "error" row.
+    warned: ``(embedder, reason)`` already logged, so a reason shared by many cells is said once.
     """
 
     emb_keys: Mapping[tuple[str, str], str]
@@ -48,6 +50,7 @@ class ScoreContext:
     score_dir: Path
     seed: int = 0
     fail_fast: bool = False
+    warned: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass
@@ -201,6 +204,11 @@ def score_cell(
                 cell["reference_set"], e.key, result.value, time.perf_counter() - t0,
             )
         except MetricUnavailable as exc:
+            return unavailable(str(exc))
+        except EmbedderUnavailable as exc:  # e.g. a text tower without its tokenizer: a reason, not a crash
+            if (e.key, str(exc)) not in ctx.warned:
+                ctx.warned.add((e.key, str(exc)))
+                log.warning("embedder %s cannot serve %s: %s", e.key, cell["metric"], exc)
             return unavailable(str(exc))
         except RunFailed:
             raise
