@@ -1,4 +1,5 @@
-"""``manifest.json``: :func:`build_manifest` (what a run did) and :func:`package_versions` (the software)."""
+"""``manifest.json``: :func:`build_manifest` (what a run did), :func:`package_versions` (the software) and
+:func:`config_hash` (the run config's machine-independent identity)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.checkpoints import with_checks
+from bench.cache import stable_hash
+from bench.checkpoints import bench_home, with_checks
+from bench.resources import package_path
 
 #: packages whose versions go into the manifest
 VERSIONED = (
@@ -21,6 +24,42 @@ VERSIONED = (
     "pandas", "transformers", "diffusers", "laion-clap", "frechet-audio-distance", "encodec", "librosa",
     "torchlibrosa", "musicnn", "aisfx", "fadtk",
 )
+
+
+#: top-level config keys that say where results go or how fast they come, not what is computed
+NOT_IDENTITY = ("hydra", "progress", "embed_io", "output_dir", "cache_dir")
+
+
+def config_identity(resolved: Mapping[str, Any], roots: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The resolved run config as it identifies results: :data:`NOT_IDENTITY` keys dropped and the machine's
+    folders (``roots``: name -> absolute path; default the package, ``datasets_dir`` and $GENAUDIO_BENCH_HOME)
+    written as ``${name}``, so one run config gives one identity on every machine."""
+    if roots is None:
+        roots = {"bench_pkg": package_path(), "bench_home": str(bench_home())}
+        if isinstance(resolved.get("datasets_dir"), str):
+            roots["datasets_dir"] = resolved["datasets_dir"]
+    # longest first: a folder inside another root (datasets_dir inside the package) keeps its own name
+    ordered = sorted(((str(Path(p)), n) for n, p in roots.items() if p and Path(p).is_absolute()),
+                     key=lambda t: -len(t[0]))
+
+    def portable(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {k: portable(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [portable(x) for x in v]
+        if isinstance(v, str):
+            for root, name in ordered:
+                if v == root or v.startswith(root + os.sep):
+                    return "${" + name + "}" + v[len(root):]
+        return v
+
+    return {k: portable(v) for k, v in resolved.items() if k not in NOT_IDENTITY}
+
+
+def config_hash(resolved: Mapping[str, Any], roots: Mapping[str, str] | None = None) -> str:
+    """12-hex identity of a resolved run config (:func:`config_identity`): equal for the same run on any
+    machine, in any output or cache folder, at any speed setting."""
+    return stable_hash(config_identity(resolved, roots), 12)
 
 
 def package_versions() -> dict[str, str | None]:

@@ -46,6 +46,7 @@ from bench.config import instantiate_option as _instantiate
 from bench.coverage import MISSING_COLUMNS, restrict_run_audio
 from bench.errors import ConfigError, ErrorLog
 from bench.manifest import build_manifest
+from bench.manifest import config_hash as run_config_hash
 from bench.metrics.base import Metric, prompt_of
 from bench.paths import inside, safe_id
 from bench.prompts import PromptSet
@@ -164,8 +165,7 @@ class _RunContext:
     @classmethod
     def of(cls, cfg: DictConfig, rdir: Path) -> _RunContext:
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        # embed_io (workers, prefetch, batching) changes speed, not values: not part of the run's identity
-        config_hash = stable_hash({k: v for k, v in resolved.items() if k not in ("progress", "hydra", "embed_io")}, 12)
+        config_hash = run_config_hash(resolved)  # the same on every machine (not output/cache folders, speed)
         # multirun jobs live in <sweep dir>/<job number>: prefix the run name so merged boards stay readable
         run_id = rdir.name if rdir.name == safe_id(cfg.run_name) else f"{safe_id(cfg.run_name)}-{rdir.name}"
         shard = cfg.get("shard") or {"index": 0, "count": 1}

@@ -77,6 +77,14 @@ def test_rerun_recomputes_nothing(first_run):
     assert (first_run["dir2"] / "leaderboard.csv").read_text() == first_run["board1"]
 
 
+def test_the_same_run_written_elsewhere_has_the_same_config_hash(first_run, tmp_path):
+    cfg = {**first_run["cfg"], "output_dir": str(tmp_path / "moved"), "embed_io": {"num_workers": 0}}
+    m = _manifest(bench.run(cfg))
+    assert m["config"]["output_dir"] != first_run["m1"]["config"]["output_dir"]
+    assert m["config_hash"] == first_run["m1"]["config_hash"]
+    assert m["counters"]["embedded"] == 0  # same cache: nothing recomputed
+
+
 def test_changing_one_file_re_embeds_exactly_that_file(tmp_path, tiny_audio_dir, helpers):
     corpus = tmp_path / "corpus"
     shutil.copytree(tiny_audio_dir, corpus)

@@ -5,7 +5,7 @@ embedder x metric; stable, documented in README):
 
 =================  ==========================================================================
 run_id             run name (``results/<run_id>/``)
-config_hash        hash of the resolved run config
+config_hash        identity of the resolved run config, the same on every machine (bench.manifest.config_hash)
 model              model key (bench/configs/model/<key>.yaml)
 prompt_set         prompt-set key
 reference_set      reference-set key ("" for reference-free metrics)
