@@ -8,13 +8,13 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=".venv/.setup-$(cat requirements.txt pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "[setup] installing Python dependencies into .venv (first time: several minutes, about 9 GB)"
-  # PyPI's torch for x86_64 Linux is the CUDA build: about 9 GB installed. No second copy of its
+  echo "[setup] installing Python dependencies into .venv (first time: several minutes, about 8 GB)"
+  # PyPI's torch for x86_64 Linux is the CUDA build: .venv takes about 8 GB. No second copy of its
   # wheels in pip's cache, and torch's wheels installed (and freed) before the rest: a lower peak.
   export PIP_NO_CACHE_DIR="${PIP_NO_CACHE_DIR:-1}"
   pip_or_explain() {
     .venv/bin/pip install -q "$@" && return 0
-    echo "[setup] error: 'pip install $*' failed (see pip's message above); $(df -h .venv | awk 'NR==2 {print $4}') left on the disk holding .venv - the set-up needs about 13 GB while installing" >&2
+    echo "[setup] error: 'pip install $*' failed (see pip's message above); $(df -h .venv | awk 'NR==2 {print $4}') left on the disk holding .venv - the set-up needs about 11 GB free while installing (benchmarks/results/setup_disk.md)" >&2
     exit 1
   }
   pip_or_explain --upgrade pip wheel setuptools
