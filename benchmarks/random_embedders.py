@@ -97,7 +97,7 @@ def mert(device: str, tmp: Path, batch_size: int = 32) -> Embedder:
     folder.mkdir(exist_ok=True)
     (folder / "config.json").write_text(json.dumps(MERT_V1_95M_CONFIG))
     torch.save(build_model(MERT_V1_95M_CONFIG).state_dict(), folder / "pytorch_model.bin")
-    return MERTEmbedder("MERT-v1-95M", weights_path=str(folder), device=device, batch_size=batch_size)
+    return MERTEmbedder("MERT-v1-95M", checkpoint=str(folder), device=device, batch_size=batch_size)
 
 
 def openl3(device: str, tmp: Path, batch_size: int = 32) -> Embedder:
@@ -106,7 +106,7 @@ def openl3(device: str, tmp: Path, batch_size: int = 32) -> Embedder:
     torch.manual_seed(0)
     path = tmp / "openl3_mel256_music_random.pt"
     torch.save(OpenL3Net("mel256", 512).state_dict(), path)
-    return OpenL3Embedder(weights_path=str(path), device=device, batch_size=batch_size)
+    return OpenL3Embedder(checkpoint=str(path), device=device, batch_size=batch_size)
 
 
 def passt(device: str, tmp: Path, batch_size: int = 32) -> Embedder:
@@ -115,7 +115,7 @@ def passt(device: str, tmp: Path, batch_size: int = 32) -> Embedder:
     torch.manual_seed(0)
     path = tmp / "passt_s_random.pt"
     torch.save(PaSSTNet(**PASST_S_ARCH).state_dict(), path)
-    return PaSSTEmbedder(weights_path=str(path), device=device, batch_size=batch_size)
+    return PaSSTEmbedder(checkpoint=str(path), device=device, batch_size=batch_size)
 
 
 def aisfx(device: str, tmp: Path, batch_size: int = 32) -> Embedder:

@@ -302,7 +302,7 @@ def test_params_and_checkpoints(msd: MusicnnEmbedder, mtt: MusicnnEmbedder) -> N
 
 def test_missing_checkpoint_raises_with_howto(tmp_path, monkeypatch) -> None:
     with pytest.raises(EmbedderUnavailable, match=r"pip install --no-deps musicnn==0\.1\.0"):
-        MusicnnEmbedder(checkpoint_dir=str(tmp_path), device="cpu")
+        MusicnnEmbedder(checkpoint=str(tmp_path), device="cpu")
     monkeypatch.setenv("GENAUDIO_BENCH_MUSICNN_DIR", str(tmp_path / "nope"))
     with pytest.raises(EmbedderUnavailable, match="GENAUDIO_BENCH_MUSICNN_DIR"):
         MusicnnEmbedder(device="cpu")
@@ -317,7 +317,7 @@ def test_explicit_dir_and_corrupt_copy(tmp_path) -> None:
     src = _root() / "MTT_musicnn"
     dst = tmp_path / "MTT_musicnn"
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".meta", "*.tsv"))
-    ok = MusicnnEmbedder("MTT_musicnn", checkpoint_dir=str(tmp_path), device="cpu")
+    ok = MusicnnEmbedder("MTT_musicnn", checkpoint=str(tmp_path), device="cpu")
     assert ok.checkpoints()["musicnn"]["path"].startswith(str(tmp_path))
     data = dst / ".data-00000-of-00001"
     entry = TFCheckpoint(dst).entries["conv2d_5/kernel"]  # a model weight (not an Adam slot)
@@ -325,6 +325,6 @@ def test_explicit_dir_and_corrupt_copy(tmp_path) -> None:
     raw[entry.offset + 123] ^= 0xFF
     data.write_bytes(bytes(raw))
     with pytest.raises(EmbedderUnavailable, match="sha256"):
-        MusicnnEmbedder("MTT_musicnn", checkpoint_dir=str(dst), device="cpu")
+        MusicnnEmbedder("MTT_musicnn", checkpoint=str(dst), device="cpu")
     with pytest.raises(EmbedderUnavailable, match="crc32c"):
-        MusicnnEmbedder("MTT_musicnn", checkpoint_dir=str(dst), verify_sha256=False, device="cpu")
+        MusicnnEmbedder("MTT_musicnn", checkpoint=str(dst), verify_sha256=False, device="cpu")
