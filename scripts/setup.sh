@@ -21,10 +21,10 @@ if [ ! -f "$stamp" ]; then
   pip_or_explain $(grep -E '^torch(audio|vision)?==' requirements.txt)
   pip_or_explain -r requirements.txt
   # data-only wheels: installed without their (TensorFlow) dependencies, never imported
-  .venv/bin/pip install -q --no-deps musicnn==0.1.0 aisfx==0.1.2 fadtk==1.1.0 audiobox-aesthetics==0.0.4
+  pip_or_explain --no-deps musicnn==0.1.0 aisfx==0.1.2 fadtk==1.1.0 audiobox-aesthetics==0.0.4
   # official OpenL3 port for the parity tests; its resampy<0.3 pin would downgrade resampy
-  .venv/bin/pip install -q --no-deps torchopenl3==1.0.1
-  .venv/bin/pip install -q --no-deps --no-build-isolation -e .
+  pip_or_explain --no-deps torchopenl3==1.0.1
+  pip_or_explain --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
