@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata as md
 import json
 import platform
 import sys
@@ -38,23 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.audio import load_audio_report  # noqa: E402
+from bench.manifest import package_versions  # noqa: E402
 from bench.registry import index  # noqa: E402
 
 TEXTS = ["a dog barks in the rain", "slow sad piano song", "fast techno beat with drums and bass"]
-VERSIONS = ("torch", "torchaudio", "transformers", "numpy", "scipy", "pandas", "diffusers", "librosa", "resampy",
-            "soundfile", "laion-clap")
 #: quick settings as in the contract tests (CREPE "full" takes ~45 s on 2 cores)
 QUICK = {"crepe": {"model": "tiny"}}
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for d in VERSIONS:
-        try:
-            out[d] = md.version(d)
-        except md.PackageNotFoundError:
-            out[d] = "-"
-    return out
 
 
 def make_audio(folder: Path) -> list[Path]:
@@ -192,7 +180,7 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "# The same embedders, weights and audio on two software stacks (benchmarks/cross_stack.py)", "",
         f"{meta['date_utc']}, {meta['machine']}, CPU, one torch thread.", "",
         "| package | stack A | stack B |", "|---|---|---|",
-        *[f"| {k} | {a[k]} | {b.get(k, '-')} |" for k in differ], "",
+        *[f"| {k} | {a[k] or '-'} | {b.get(k) or '-'} |" for k in differ], "",
         "Random-weight official architectures (tests/tiny_embedders.py; musicnn, aiSFX, CREPE: shipped weights), "
         "6 clips decoded and resampled from 48 kHz files as a run does. Columns: max |B - A| / max |A| over "
         "every frame of every clip (and over the text embeddings), FAD and KAD of 3 clips vs 3 clips, relative "
@@ -248,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res, indent=1))
         agree = res["matched"] == res["cells_a"] == res["cells_b"] and all(v for k, v in res.items() if k.startswith("same"))
         return 0 if agree else 1
-    meta = {"versions": versions()}
+    meta = {"versions": package_versions()}
     if args.mode == "write":
         d.mkdir(parents=True, exist_ok=True)
         weights = build_weights(d / "weights")
